@@ -1,0 +1,230 @@
+"""Reckon settings: one module, driven by environment variables (see README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import env_bool, env_int, env_int_list, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("RECKON_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if DEBUG:
+        SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105
+    else:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable "
+            "(a long random string), or DEBUG=1 for local development."
+        )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "django_fsm",
+    "shop",
+    "orders",
+    "payments",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "shop.context_processors.cart_summary",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+# Databases: SQLite by default (embedded), PostgreSQL via DATABASE_URL.
+_SQLITE_OPTIONS = {
+    # Without these, concurrent writers (web + django-q2 workers) lose writes to
+    # "database is locked"; see docs/architecture.md.
+    "timeout": 20,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("CONN_MAX_AGE", 0),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(_SQLITE_OPTIONS)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve straight from the app folders, so no collectstatic is needed to run or test.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Security. With DEBUG off and the variables of README "Deploying" set,
+# `manage.py check --deploy` reports nothing.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", SECURE_HSTS_SECONDS > 0)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", SECURE_HSTS_SECONDS > 0)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", SECURE_SSL_REDIRECT)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# People who receive operational alerts (stuck payments, discrepancies).
+ADMINS = [("Operations", email) for email in env_list("ADMIN_EMAILS")]
+MANAGERS = ADMINS
+SERVER_EMAIL = env_str("SERVER_EMAIL", "reckon@localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", SERVER_EMAIL)
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Reckon shop API",
+    "DESCRIPTION": "Catalog, orders and payment status of the Reckon shop.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}
+
+# --- Shop -------------------------------------------------------------------
+SHOP_NAME = env_str("SHOP_NAME", "Reckon")
+SHOP_BASE_URL = env_str("SHOP_BASE_URL", "http://127.0.0.1:8000")
+CART_MAX_QUANTITY = env_int("CART_MAX_QUANTITY", 99)
+
+# --- Payments ---------------------------------------------------------------
+PAYMENT_GATEWAY = env_str("PAYMENT_GATEWAY", "simulator")
+PSP_SIMULATOR_URL = env_str("PSP_SIMULATOR_URL", "http://127.0.0.1:8099")
+# Where the customer's browser reaches the simulator (hosted page, card script).
+PSP_SIMULATOR_PUBLIC_URL = env_str("PSP_SIMULATOR_PUBLIC_URL", PSP_SIMULATOR_URL)
+PSP_SIMULATOR_SECRET_KEY = env_str("PSP_SIMULATOR_SECRET_KEY", "sk_sim_test")
+PSP_SIMULATOR_PUBLIC_KEY = env_str("PSP_SIMULATOR_PUBLIC_KEY", "pk_sim_test")
+PSP_SIMULATOR_WEBHOOK_SECRET = env_str("PSP_SIMULATOR_WEBHOOK_SECRET", "whsec_sim_test")
+PSP_CONNECT_TIMEOUT = float(env_str("PSP_CONNECT_TIMEOUT", "3"))
+PSP_READ_TIMEOUT = float(env_str("PSP_READ_TIMEOUT", "10"))
+WEBHOOK_TOLERANCE_SECONDS = env_int("WEBHOOK_TOLERANCE_SECONDS", 300)
+# A payment with no outcome after this long is cancelled at the PSP and expired.
+PAYMENT_DEADLINE_MINUTES = env_int("PAYMENT_DEADLINE_MINUTES", 30)
+# A payment non-final for longer than this is reported to operations.
+PAYMENT_ALERT_AFTER_MINUTES = env_int("PAYMENT_ALERT_AFTER_MINUTES", 60)
+# Seconds between status checks of a non-final payment; the last step repeats
+# until PAYMENT_SYNC_GIVE_UP_HOURS.
+PAYMENT_SYNC_BACKOFF_SECONDS = env_int_list("PAYMENT_SYNC_BACKOFF_SECONDS", [30, 60, 120, 300, 900, 1800, 3600])
+PAYMENT_SYNC_GIVE_UP_HOURS = env_int("PAYMENT_SYNC_GIVE_UP_HOURS", 72)
+PAYMENT_SYNC_BATCH_SIZE = env_int("PAYMENT_SYNC_BATCH_SIZE", 100)
+# A payment still "created" that the PSP has never heard of after this long is failed.
+PAYMENT_CREATED_GRACE_SECONDS = env_int("PAYMENT_CREATED_GRACE_SECONDS", 120)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5)
+
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
+STRIPE_API_BASE = env_str("STRIPE_API_BASE")
+STRIPE_JS_URL = env_str("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+
+# --- Background worker (django-q2) -----------------------------------------
+# The config is read at import time by django-q2: tests pick "sync" through
+# the Q_SYNC environment variable, set before Django starts.
+Q_CLUSTER = {
+    "name": "reckon",
+    "orm": "default",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": env_int("Q_TIMEOUT", 60),
+    "retry": env_int("Q_RETRY", 120),
+    "poll": 0.2,
+    "catch_up": False,
+    "max_attempts": 3,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "sync": env_bool("Q_SYNC", False),
+}
+if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
+    raise ImproperlyConfigured("Q_RETRY must be larger than Q_TIMEOUT, or a slow task is handed out twice.")
+

@@ -1,0 +1,25 @@
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from orders.forms import FindOrderForm
+from orders.selectors import order_by_number_and_token, order_find_for_customer
+
+
+def order_detail(request: HttpRequest, number: str, token: str) -> HttpResponse:
+    order = order_by_number_and_token(number=number, token=token)
+    if order is None:
+        raise Http404("No such order.")
+    return render(request, "orders/order_detail.html", {"order": order, "lines": order.lines.all()})
+
+
+@require_http_methods(["GET", "POST"])
+def order_find(request: HttpRequest) -> HttpResponse:
+    form = FindOrderForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        order = order_find_for_customer(number=form.cleaned_data["number"], email=form.cleaned_data["email"])
+        if order is not None:
+            return redirect(order.get_absolute_url())
+        form.add_error(None, "We found no order with that number and e-mail address.")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "orders/order_find.html", {"form": form}, status=status)

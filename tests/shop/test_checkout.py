@@ -1,0 +1,72 @@
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from orders.models import Order
+from tests.shop.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+ADDRESS = {"email": "ada@example.com", "full_name": "Ada Lovelace", "address_line1": "1 Analytical Way",
+           "city": "London", "postal_code": "N1 7AA", "country": "gb"}
+
+
+def fill_cart(client, product, quantity=2):
+    client.post(reverse("shop:cart-add", args=[product.pk]), {"quantity": str(quantity)})
+
+
+def test_checkout_creates_an_order_at_catalog_prices_and_reserves_stock(client):
+    product = ProductFactory(price_minor=1999, stock=5)
+    fill_cart(client, product, 2)
+    token = str(uuid.uuid4())
+    # A tampered form that sends its own price and total is ignored.
+    response = client.post(reverse("shop:checkout"), {**ADDRESS, "checkout_token": token, "price_minor": "1",
+                                                      "total_minor": "1"})
+    order = Order.objects.get()
+    assert response.status_code == 302 and response["Location"] == order.get_absolute_url()
+    assert order.total_minor == 3998 and order.currency == "EUR" and order.country == "GB"
+    line = order.lines.get()
+    assert (line.unit_price_minor, line.quantity, line.line_total_minor) == (1999, 2, 3998)
+    product.refresh_from_db()
+    assert product.stock == 3
+    assert client.session.get("cart") == {}
+    assert order.transitions.get().to_state == "awaiting_payment"
+
+
+def test_a_double_submitted_checkout_creates_one_order(client):
+    product = ProductFactory(stock=5)
+    fill_cart(client, product, 1)
+    data = {**ADDRESS, "checkout_token": str(uuid.uuid4())}
+    first = client.post(reverse("shop:checkout"), data)
+    second = client.post(reverse("shop:checkout"), data)
+    assert Order.objects.count() == 1
+    assert first["Location"] == second["Location"]
+    product.refresh_from_db()
+    assert product.stock == 4
+
+
+def test_checkout_form_errors_name_the_field(client):
+    fill_cart(client, ProductFactory(), 1)
+    response = client.post(reverse("shop:checkout"), {**ADDRESS, "email": "not-an-email", "country": "GBR",
+                                                      "checkout_token": str(uuid.uuid4())})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Enter a valid email address." in body and "two-letter country code" in body
+    assert Order.objects.count() == 0
+
+
+def test_checkout_when_stock_ran_out_meanwhile_says_so(client):
+    product = ProductFactory(name="Abacus", stock=1)
+    fill_cart(client, product, 1)
+    product.stock = 0
+    product.save()
+    response = client.post(reverse("shop:checkout"), {**ADDRESS, "checkout_token": str(uuid.uuid4())})
+    assert response.status_code == 400 and "Only 0 of Abacus left" in response.content.decode()
+    assert Order.objects.count() == 0
+
+
+def test_checkout_with_an_empty_cart_goes_back_to_the_cart(client):
+    assert client.get(reverse("shop:checkout"))["Location"] == reverse("shop:cart")
+    response = client.post(reverse("shop:checkout"), {**ADDRESS, "checkout_token": str(uuid.uuid4())})
+    assert response.status_code == 400 and "Your cart is empty" in response.content.decode()

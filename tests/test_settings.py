@@ -1,0 +1,33 @@
+"""The settings contract: environment-driven, safe by default, clear errors."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_missing_secret_key_with_debug_off_is_a_clear_one_line_error():
+    result = manage("check", DEBUG="0")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_boolean_is_a_clear_error():
+    result = manage("check", DEBUG="maybe")
+    assert result.returncode != 0 and "DEBUG must be one of" in result.stderr
+
+
+def test_deploy_check_is_clean_with_the_documented_variables():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", DEBUG="0", SECRET_KEY=secrets.token_urlsafe(50),
+                    ALLOWED_HOSTS="shop.example.com", SECURE_SSL_REDIRECT="1", SECURE_HSTS_SECONDS="31536000")
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
