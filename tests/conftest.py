@@ -1,8 +1,31 @@
 import pytest
 from django.db import connection
 
+from psp_simulator.process import SimulatorProcess
+from tests.psp import Simulator
+
 
 @pytest.fixture
 def postgres_only(db):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: run with DATABASE_URL=postgres://...")
+
+
+@pytest.fixture(scope="session")
+def psp_process(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("psp")
+    process = SimulatorProcess(folder / "psp.sqlite3", folder / "psp.log").start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def psp(psp_process, settings) -> Simulator:
+    """A freshly reset simulator that the shop's settings point at."""
+    settings.PSP_SIMULATOR_URL = psp_process.url
+    settings.PSP_SIMULATOR_PUBLIC_URL = psp_process.url
+    settings.PSP_READ_TIMEOUT = 2
+    settings.PAYMENT_GATEWAY = "simulator"
+    simulator = Simulator(psp_process.url)
+    simulator.reset()
+    return simulator

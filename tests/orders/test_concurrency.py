@@ -1,40 +1,18 @@
 """Races that only a real database server can show (PostgreSQL)."""
 
-import threading
 import uuid
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from orders.models import Order
 from orders.services import LineRequest, OutOfStock, order_create
 from shop.models import Product
 from tests.orders.factories import customer
 from tests.shop.factories import ProductFactory
+from tests.threads import run_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run_at_once(count: int, work) -> list:
-    """Run work(i) in `count` threads released together; return results or exceptions."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def target(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - collected for the assertions
-            results[i] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_twenty_customers_race_for_the_last_item(postgres_only):

@@ -1,0 +1,116 @@
+import logging
+import re
+import uuid
+
+from django.contrib import messages
+from django.db import DatabaseError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from orders.models import TransitionSource
+from orders.selectors import order_by_number_and_token
+from payments.gateways import UnknownGateway
+from payments.gateways.base import InvalidWebhook
+from payments.models import Payment
+from payments.selectors import payment_customer_view
+from payments.services import PaymentError, payment_open_session, payment_start, payment_sync
+from payments.webhooks import MAX_BODY_BYTES, webhook_receive
+
+logger = logging.getLogger(__name__)
+
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{4,100}$")
+
+
+def _order_or_404(number: str, token: str):
+    order = order_by_number_and_token(number=number, token=token)
+    if order is None:
+        raise Http404("No such order.")
+    return order
+
+
+def _next_step(payment: Payment) -> HttpResponse:
+    """Send the customer where their payment needs them: the PSP's page or our status page."""
+    if payment.state == "pending" and payment.redirect_url:
+        return redirect(payment.redirect_url)
+    return redirect("payments:status", payment_id=payment.pk)
+
+
+@require_POST
+def pay_hosted(request: HttpRequest, number: str, token: str) -> HttpResponse:
+    order = _order_or_404(number, token)
+    try:
+        payment, created = payment_start(order_id=order.pk, flow=Payment.Flow.HOSTED)
+    except PaymentError as exc:
+        messages.error(request, exc.message)
+        return redirect(order.get_absolute_url())
+    if created:
+        payment = payment_open_session(payment_id=payment.pk)
+    return _next_step(payment)
+
+
+@require_POST
+def pay_direct(request: HttpRequest, number: str, token: str) -> HttpResponse:
+    order = _order_or_404(number, token)
+    card_token = request.POST.get("card_token", "")
+    if not _TOKEN_RE.match(card_token):
+        messages.error(request, "Your card details did not reach the payment provider. Please enter them again.")
+        return redirect(order.get_absolute_url())
+    try:
+        payment, created = payment_start(order_id=order.pk, flow=Payment.Flow.DIRECT, card_token=card_token)
+    except PaymentError as exc:
+        messages.error(request, exc.message)
+        return redirect(order.get_absolute_url())
+    if not created:
+        messages.info(request, "A payment for this order is already in progress.")
+    return redirect("payments:status", payment_id=payment.pk)
+
+
+@never_cache
+@require_GET
+def payment_return(request: HttpRequest, payment_id: uuid.UUID) -> HttpResponse:
+    """Where the PSP sends the customer back. The query string is never trusted."""
+    payment = get_object_or_404(Payment, pk=payment_id)
+    if payment.is_open:
+        payment = payment_sync(payment_id=payment.pk, source=TransitionSource.CUSTOMER)
+    return redirect("payments:status", payment_id=payment.pk)
+
+
+@never_cache
+@require_GET
+def payment_status(request: HttpRequest, payment_id: uuid.UUID) -> HttpResponse:
+    payment = get_object_or_404(Payment.objects.select_related("order"), pk=payment_id)
+    return render(request, "payments/status.html", {"payment": payment, "view": payment_customer_view(payment)})
+
+
+@never_cache
+@require_GET
+def payment_status_json(request: HttpRequest, payment_id: uuid.UUID) -> JsonResponse:
+    payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
+    if payment is None:
+        return JsonResponse({"error": "No such payment."}, status=404)
+    return JsonResponse(payment_customer_view(payment))
+
+
+@csrf_exempt
+@require_POST
+def webhook(request: HttpRequest, gateway: str) -> JsonResponse:
+    if len(request.body) > MAX_BODY_BYTES:
+        return JsonResponse({"error": "Body too large."}, status=413)
+    try:
+        outcome, event = webhook_receive(gateway_name=gateway, headers=dict(request.headers), body=request.body)
+    except UnknownGateway:
+        return JsonResponse({"error": f"Unknown gateway {gateway!r}."}, status=404)
+    except InvalidWebhook as exc:
+        return JsonResponse({"error": f"Invalid webhook: {exc}."}, status=400)
+    except DatabaseError:
+        logger.exception("could not store a %s webhook", gateway)
+        # Not stored: a non-2xx makes the PSP deliver it again.
+        return JsonResponse({"error": "Temporarily unable to accept events."}, status=503)
+    # "stored": we hold it durably and will retry applying it, so the PSP
+    # must not resend it.
+    return JsonResponse({"status": outcome, "event": event.event_id})
+
+
