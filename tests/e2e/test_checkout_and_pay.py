@@ -78,3 +78,17 @@ def test_a_declined_card_then_a_good_one(page: Page, shop):
     page.get_by_test_id("pay-card").click()
     expect(page.get_by_test_id("payment-state")).to_have_text("Payment received")
     assert list(Payment.objects.order_by("created_at").values_list("state", flat=True)) == ["declined", "captured"]
+
+
+def test_the_processing_page_updates_itself_when_the_psp_settles_later(page: Page, shop, psp):
+    psp.faults(async_delay_ms=1500)
+    checkout(page, shop)
+    page.fill("#card-number", "4000 0000 0000 0077")
+    page.fill("#card-expiry", "12/34")
+    page.fill("#card-cvc", "123")
+    page.get_by_test_id("pay-card").click()
+    expect(page.get_by_test_id("payment-state")).to_have_text("Waiting for confirmation")
+    # No reload by the customer: the page polls our status endpoint and the
+    # simulator's webhook settles the payment.
+    expect(page.get_by_test_id("payment-state")).to_have_text("Payment received", timeout=20000)
+    assert Payment.objects.get().transitions.first().source == "webhook"
