@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from payments.models import OPEN_STATES, Payment
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from orders.models import Order
+from payments.models import OPEN_STATES, Payment, Refund, WebhookEvent
 
 # What a customer sees; never PSP internals.
 CUSTOMER_FAILURE_TEXT = {
@@ -52,3 +59,86 @@ def payment_customer_view(payment: Payment) -> dict:
 
 def open_payment_for_order(order_id: int) -> Payment | None:
     return Payment.objects.filter(order_id=order_id, state__in=OPEN_STATES).first()
+
+
+# -- the worker's queries (payments/sweeps.py) and the stuck-payment views -----
+
+def stuck_payments(*, now: datetime | None = None) -> QuerySet[Payment]:
+    """Open payments created more than PAYMENT_ALERT_AFTER_MINUTES ago, oldest first.
+
+    Served by the partial index on open payments' created_at, so it never
+    scans the history of final payments.
+    """
+    now = now or timezone.now()
+    threshold = now - timedelta(minutes=settings.PAYMENT_ALERT_AFTER_MINUTES)
+    return (Payment.objects.filter(state__in=OPEN_STATES, created_at__lt=threshold)
+            .select_related("order").order_by("created_at"))
+
+
+def payments_due_for_sync(*, now: datetime | None = None) -> QuerySet[Payment]:
+    """Open payments whose next status check is due, most overdue first.
+
+    Matches the partial index payment_due_check_idx (next_check_at, WHERE
+    state is open) exactly, so the cost follows the open payments, not the
+    history. Payments older than PAYMENT_SYNC_GIVE_UP_HOURS are left to the
+    alert and to staff.
+    """
+    now = now or timezone.now()
+    give_up = now - timedelta(hours=settings.PAYMENT_SYNC_GIVE_UP_HOURS)
+    return (Payment.objects.filter(state__in=OPEN_STATES, next_check_at__lte=now, created_at__gte=give_up)
+            .order_by("next_check_at"))
+
+
+def payments_past_sync_give_up(*, now: datetime | None = None) -> QuerySet[Payment]:
+    """Open payments still scheduled for a check although polling them has been given up."""
+    now = now or timezone.now()
+    give_up = now - timedelta(hours=settings.PAYMENT_SYNC_GIVE_UP_HOURS)
+    return Payment.objects.filter(state__in=OPEN_STATES, created_at__lt=give_up, next_check_at__isnull=False)
+
+
+def payments_past_deadline(*, now: datetime | None = None) -> QuerySet[Payment]:
+    """Open payments whose deadline has passed, oldest deadline first."""
+    now = now or timezone.now()
+    return Payment.objects.filter(state__in=OPEN_STATES, deadline_at__lte=now).order_by("deadline_at")
+
+
+def abandoned_orders(*, now: datetime | None = None) -> QuerySet[Order]:
+    """Orders awaiting payment that nobody is paying: expire them and release their stock.
+
+    Older than the payment deadline, with no open payment and no payment that
+    moved within the deadline (a customer retrying after a decline keeps
+    their order).
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(minutes=settings.PAYMENT_DEADLINE_MINUTES)
+    recent_or_open = Payment.objects.filter(order=OuterRef("pk")).filter(
+        Q(state__in=OPEN_STATES) | Q(updated_at__gte=cutoff))
+    return (Order.objects.filter(state=Order.State.AWAITING_PAYMENT, created_at__lt=cutoff)
+            .exclude(Exists(recent_or_open)).order_by("created_at"))
+
+
+def webhook_events_to_retry(*, now: datetime | None = None) -> QuerySet[WebhookEvent]:
+    """Stored events not applied yet, each waiting longer after every failed attempt.
+
+    An event is retried 1, 2, 4, 8 ... minutes after it arrived (doubling per
+    attempt), until WEBHOOK_MAX_ATTEMPTS. The first minute is left to the web
+    request that stored it.
+    """
+    now = now or timezone.now()
+    due = Q(pk__in=[])
+    for attempts in range(settings.WEBHOOK_MAX_ATTEMPTS):
+        due |= Q(attempts=attempts, received_at__lte=now - timedelta(minutes=2 ** attempts))
+    return WebhookEvent.objects.filter(due, processed_at__isnull=True).order_by("received_at")
+
+
+def webhook_events_given_up() -> QuerySet[WebhookEvent]:
+    """Stored events still not applied after WEBHOOK_MAX_ATTEMPTS tries."""
+    return WebhookEvent.objects.filter(processed_at__isnull=True, attempts__gte=settings.WEBHOOK_MAX_ATTEMPTS
+                                       ).order_by("received_at")
+
+
+def refunds_to_resubmit(*, now: datetime | None = None) -> QuerySet[Refund]:
+    """Refunds still pending a minute after they were asked for (the PSP never answered)."""
+    now = now or timezone.now()
+    return Refund.objects.filter(state=Refund.State.PENDING, created_at__lte=now - timedelta(minutes=1)
+                                 ).order_by("created_at")

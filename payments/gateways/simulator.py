@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -255,6 +256,9 @@ class SimulatorGateway:
                               idempotency_key=str(refund_id))
         if response.unknown:
             return RefundResult(status=RefundStatus.UNKNOWN, failure_message=response.error)
+        if response.status_code == 409 and response.error_code == "idempotency_in_progress":
+            # The same refund is still running at the PSP (a concurrent retry): not a refusal.
+            return RefundResult(status=RefundStatus.UNKNOWN, failure_message="refund still in progress at the PSP")
         if response.status_code >= 400:
             return RefundResult(status=RefundStatus.FAILED,
                                 failure_message=response.error_message or response.error_code or response.error,
@@ -266,8 +270,12 @@ class SimulatorGateway:
             raw=redact(response.body),
         )
 
-    def list_transactions(self, *, since: datetime, until: datetime) -> Iterator[GatewayResult]:
-        params: dict[str, Any] = {"created_gte": int(since.timestamp()), "created_lt": int(until.timestamp()),
+    def list_transactions(self, *, since: datetime, until: datetime, by: str = "created") -> Iterator[GatewayResult]:
+        # by="updated" also finds older transactions captured or refunded in the window (reconcile).
+        if by not in ("created", "updated"):
+            raise ValueError(f"list_transactions(by=...) is 'created' or 'updated', not {by!r}")
+        # The PSP counts whole seconds: round the window outwards, never lose its last second.
+        params: dict[str, Any] = {f"{by}_gte": math.floor(since.timestamp()), f"{by}_lt": math.ceil(until.timestamp()),
                                   "limit": 100}
         while True:
             response = self._call("list", "GET", "/v1/transactions", params=params)
