@@ -1,4 +1,5 @@
 from django import template
+from django.conf import settings
 from django.middleware.csrf import get_token
 
 from payments.gateways import get_gateway
@@ -22,6 +23,7 @@ def order_payment_panel(context, order) -> dict:
         "open_payment": open_payment,
         "can_pay": can_pay,
         "client": get_gateway().client_config() if can_pay else {},
+        "stripe_card": settings.PAYMENT_GATEWAY == "stripe",
         "csrf_token": get_token(request),
         "history": payments,
     }
