@@ -80,6 +80,10 @@ class Payment(FSMModelMixin, models.Model):
                          name="payment_open_created_idx"),
             models.Index(fields=["gateway", "psp_reference"], name="payment_psp_ref_idx"),
             models.Index(fields=["state", "created_at"], name="payment_state_created_idx"),
+            # The support console's payment list: newest first (with the admin's
+            # pk tie-break) and exact search by PSP reference, at a million rows.
+            models.Index(fields=["created_at", "id"], name="payment_created_idx"),
+            models.Index(fields=["psp_reference"], name="payment_psp_reference_idx"),
         ]
         permissions = [
             ("check_payment", "Can check a payment with the PSP"),
@@ -307,3 +311,37 @@ class Discrepancy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.summary}"
+
+
+class StaffAction(models.Model):
+    """A support console action that changed no state by itself: who did what, when, and what came of it.
+
+    State changes are audited where they happen (PaymentTransition,
+    OrderTransition, Refund, Discrepancy.resolved_by); this records the rest,
+    such as a check with the PSP that found nothing new.
+    """
+
+    class Action(models.TextChoices):
+        CHECK_PAYMENT = "check_payment", "Checked with the PSP"
+        CANCEL_PAYMENT = "cancel_payment", "Asked the PSP to cancel"
+        REPROCESS_WEBHOOK = "reprocess_webhook", "Reprocessed a webhook event"
+
+    action = models.CharField(max_length=30, choices=Action.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    # Kept when the staff user is later deleted.
+    actor_name = models.CharField(max_length=150)
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="staff_actions")
+    webhook_event = models.ForeignKey(WebhookEvent, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="staff_actions")
+    reason = models.TextField(blank=True)
+    outcome = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["payment", "created_at"], name="staffaction_payment_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name}: {self.get_action_display()}"
