@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from config.env import env_bool
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("config.api_urls")),
@@ -11,3 +13,8 @@ urlpatterns = [
     path("payments/", include("payments.urls")),
     path("", include("shop.urls")),
 ]
+if env_bool("BENCH_BASELINE", False):
+    # The throughput benchmark's bare insert-and-commit view (bench/README.md); never set in production.
+    from bench.baseline_view import urlpatterns as baseline_urlpatterns
+
+    urlpatterns = baseline_urlpatterns + urlpatterns

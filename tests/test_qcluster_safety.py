@@ -1,0 +1,245 @@
+"""A killed django-q2 worker must not stop the rest of the cluster (found by bench/chaos.py).
+
+Each case kills a process while it holds one of the cluster's shared locks,
+then checks that another process still gets through. The control cases run
+the same scenario on django-q2's own objects, where it stalls.
+"""
+
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import time
+from pathlib import Path
+from queue import Full
+
+import pytest
+from django_q.queues import Queue
+
+from config.qcluster_safety import DeathSafeQueue, ProcessDeathSafeLock, SlotSemaphore, death_safe_value
+
+fork = multiprocessing.get_context("fork")
+linux_only = pytest.mark.skipif(not Path("/proc/self/wchan").exists(), reason="needs Linux /proc")
+
+
+def _wait_for_a_task(queue) -> None:
+    queue.get()  # holds the queue's reader lock while it waits, as a django-q2 worker does
+
+
+def _take_a_task(queue, answer) -> None:
+    try:
+        answer.send(queue.get(timeout=1.5))
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        answer.send(f"no task: {type(exc).__name__}")
+
+
+def _hold(lock, ready) -> None:
+    lock.acquire()
+    ready.set()
+    time.sleep(60)
+
+
+def _waiting_on_a_pipe(pid: int) -> bool:
+    """Blocked reading the task queue (a pipe, or a socket with the safe queue)."""
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+    return "pipe_read" in wchan or "wait_for_more_packets" in wchan
+
+
+def _killed_while_holding(lock) -> None:
+    ready = fork.Event()
+    holder = fork.Process(target=_hold, args=(lock, ready))
+    holder.start()
+    assert ready.wait(5)
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.join(5)
+
+
+def _in_another_process(work, seconds: float = 1.5) -> str:
+    """Run work() in a child; "stalled" when it does not finish in time."""
+    mine, theirs = fork.Pipe(duplex=False)
+    child = fork.Process(target=lambda: theirs.send(work()))
+    child.start()
+    got = mine.recv() if mine.poll(seconds) else "stalled"
+    child.kill()
+    child.join(5)
+    return got
+
+
+def _next_in_line_worker_dies_then_another_takes_a_task(queue) -> object:
+    first = fork.Process(target=_wait_for_a_task, args=(queue,))
+    first.start()
+    deadline = time.monotonic() + 5
+    while not _waiting_on_a_pipe(first.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(first.pid, signal.SIGKILL)
+    first.join(5)
+    queue.put("charge payment 42")
+    mine, theirs = fork.Pipe(duplex=False)
+    second = fork.Process(target=_take_a_task, args=(queue, theirs))
+    second.start()
+    got = mine.recv() if mine.poll(10) else "no answer"
+    second.join(5)
+    return got
+
+
+@linux_only
+def test_a_killed_waiting_worker_no_longer_blocks_the_others():
+    assert _next_in_line_worker_dies_then_another_takes_a_task(DeathSafeQueue()) == "charge payment 42"
+
+
+@linux_only
+def test_control_django_q2s_own_queue_stalls_in_the_same_case():
+    assert _next_in_line_worker_dies_then_another_takes_a_task(Queue()) == "no task: Empty"
+
+
+def _put_and_count(queue) -> str:
+    queue.put("sync due payments")
+    return f"queued {queue.qsize()}"
+
+
+@pytest.mark.parametrize(("queue_class", "expected"), [(DeathSafeQueue, "queued 1"), (Queue, "stalled")])
+def test_a_process_killed_while_counting_a_queue_does_not_block_the_pusher(queue_class, expected):
+    queue = queue_class()
+    _killed_while_holding(queue.size.count.get_lock())  # as in get()'s size.increment(-1)
+    assert _in_another_process(lambda: _put_and_count(queue)) == expected
+
+
+def _guard_reads(timer) -> str:
+    with timer.get_lock():  # django-q2's guard loop, every pass, for every worker
+        return f"timer {timer.value}"
+
+
+@pytest.mark.parametrize(("make_timer", "expected"), [(death_safe_value, "timer -1.0"), (fork.Value, "stalled")])
+def test_a_worker_killed_while_handing_in_a_result_does_not_block_the_sentinel(make_timer, expected):
+    timer = make_timer("f", -1)
+    _killed_while_holding(timer.get_lock())  # the worker holds it while it puts its result
+    assert _in_another_process(lambda: _guard_reads(timer)) == expected
+
+
+def test_the_lock_is_reentrant_and_exclusive_between_processes():
+    lock = ProcessDeathSafeLock()
+    with lock, lock:  # django-q2 reads a timer's value while holding its lock
+        assert _in_another_process(lambda: lock.acquire(timeout=0.2)) is False
+    assert _in_another_process(lambda: lock.acquire(timeout=0.2)) is True
+
+
+def test_the_cluster_builds_its_queues_and_worker_timers_with_these_locks():
+    import django_q.cluster
+
+    assert django_q.cluster.Queue is DeathSafeQueue and django_q.cluster.Value is death_safe_value
+
+
+def test_the_safe_queue_still_passes_tasks_between_processes():
+    queue = DeathSafeQueue()
+    for n in range(3):
+        queue.put(n)
+    mine, theirs = fork.Pipe(duplex=False)
+    readers = [fork.Process(target=_take_a_task, args=(queue, theirs)) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    got = sorted(mine.recv() for _ in range(3))
+    for reader in readers:
+        reader.join(5)
+    assert got == [0, 1, 2] and queue.empty()
+
+
+def _read_a_length_then_die(queue) -> None:
+    queue._reader._recv(4)  # a pipe reader killed between a message's length and its body
+    os._exit(0)
+
+
+def _peek_then_die(queue) -> None:
+    queue._reader._sock.recv_into(bytearray(1), 1, socket.MSG_PEEK | socket.MSG_TRUNC)  # as far as a record read gets
+    os._exit(0)
+
+
+def _next_message_after_a_torn_read(queue, tear) -> str:
+    queue.put({"task": "charge payment 42"})
+    time.sleep(0.2)  # let the feeder thread send it
+    torn = fork.Process(target=tear, args=(queue,))
+    torn.start()
+    torn.join(5)
+    queue.put({"task": "sync due payments"})
+    return _in_another_process(lambda: repr(queue.get(timeout=1)))
+
+
+def test_a_reader_killed_mid_message_leaves_whole_messages_for_the_next():
+    assert _next_message_after_a_torn_read(DeathSafeQueue(), _peek_then_die) == "{'task': 'charge payment 42'}"
+
+
+def test_control_with_django_q2s_pipe_the_next_reader_gets_garbage():
+    got = _next_message_after_a_torn_read(Queue(), _read_a_length_then_die)
+    assert got not in ("{'task': 'charge payment 42'}", "{'task': 'sync due payments'}")
+
+
+def _take_without_giving_the_slot_back(queue) -> None:
+    for _ in range(2):
+        queue._reader.recv_bytes()  # a worker killed after taking a task, before releasing its slot
+    os._exit(0)
+
+
+@pytest.mark.parametrize(("queue_class", "expected"), [(DeathSafeQueue, "put"), (Queue, "Full")])
+def test_queue_slots_lost_with_killed_workers_are_taken_back(queue_class, expected, monkeypatch):
+    monkeypatch.setattr(SlotSemaphore, "CHECK_EVERY", 0.05)
+    monkeypatch.setattr(SlotSemaphore, "HEAL_AFTER", 0.3)
+    queue = queue_class(maxsize=2)  # django-q2 bounds its task queue to workers² slots
+    queue.put("a")
+    queue.put("b")
+    taker = fork.Process(target=_take_without_giving_the_slot_back, args=(queue,))
+    taker.start()
+    taker.join(5)
+    try:
+        queue.put("c", timeout=1)
+    except Full:
+        return_value = "Full"
+    else:
+        return_value = "put"
+    assert return_value == expected
+
+
+def _reader_loop(queue, garbage) -> None:
+    while True:
+        try:
+            queue.get()
+        except Exception:  # noqa: BLE001 - a torn message
+            with garbage.get_lock():
+                garbage.value += 1
+
+
+def _pusher_loop(queue, sent) -> None:
+    while True:
+        queue.put({"task": "x" * 300})
+        sent.value += 1
+
+
+def test_a_storm_of_killed_readers_neither_garbles_nor_stops_the_queue(monkeypatch):
+    monkeypatch.setattr(SlotSemaphore, "CHECK_EVERY", 0.05)
+    monkeypatch.setattr(SlotSemaphore, "HEAL_AFTER", 0.3)
+    queue = DeathSafeQueue(maxsize=4)
+    garbage, sent = fork.Value("i", 0), fork.Value("i", 0, lock=False)
+    pusher = fork.Process(target=_pusher_loop, args=(queue, sent), daemon=True)
+    pusher.start()
+    readers = [fork.Process(target=_reader_loop, args=(queue, garbage), daemon=True) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    rng = random.Random(7)
+    try:
+        for _ in range(100):  # kill -9 a reader every few milliseconds, wherever it is
+            time.sleep(rng.uniform(0.002, 0.02))
+            i = rng.randrange(2)
+            os.kill(readers[i].pid, signal.SIGKILL)
+            readers[i].join(5)
+            readers[i] = fork.Process(target=_reader_loop, args=(queue, garbage), daemon=True)
+            readers[i].start()
+        before = sent.value
+        time.sleep(1.5)
+        assert garbage.value == 0
+        assert sent.value > before + 100, "the pusher stopped"
+    finally:
+        for process in (pusher, *readers):
+            process.kill()
+            process.join(5)
