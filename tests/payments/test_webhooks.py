@@ -78,8 +78,8 @@ def test_a_duplicate_is_a_no_op(client, pending_payment):
 def test_bad_signatures_get_400_and_write_nothing(client, pending_payment, signature):
     body = event_body(pending_payment, "captured")
     now = int(time.time())
-    header = {"forged": lambda: sign(body, secret="whsec_wrong"), "stale": lambda: sign(body, at=now - 301),
-              "future": lambda: sign(body, at=now + 301)}.get(signature, lambda: signature)()
+    header = {"forged": lambda: sign(body, secret="whsec_wrong"), "stale": lambda: sign(body, at=now - 400),
+              "future": lambda: sign(body, at=now + 400)}.get(signature, lambda: signature)()
     transitions = PaymentTransition.objects.count()
     response = deliver(client, body, header)
     assert response.status_code == 400 and "Invalid webhook" in response.json()["error"]
