@@ -4,12 +4,11 @@ from django.urls import reverse
 
 from orders.models import Order, OrderLine, OrderTransition, TransitionSource
 from orders.services import OrderError, order_fulfil
-from payments.console.display import admin_link, age, badge
+from payments.console.display import PaymentColumns, admin_link, badge
 from payments.console.forms import ReasonForm
 from payments.console.pages import form_errors_message, render_action_form
 from payments.models import Payment
 from payments.services import PaymentError, order_cancel_with_payment
-from shop.money import format_money
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -44,7 +43,7 @@ class OrderLineInline(ReadOnlyInline):
         return line.line_total_display
 
 
-class PaymentInline(ReadOnlyInline):
+class PaymentInline(PaymentColumns, ReadOnlyInline):
     """The order's payments; each links to its page in the console (never the card token)."""
 
     model = Payment
@@ -56,22 +55,6 @@ class PaymentInline(ReadOnlyInline):
     @admin.display(description="payment")
     def payment(self, payment: Payment):
         return admin_link("payments.payment", payment.pk, str(payment.pk))
-
-    @admin.display(description="state")
-    def state_badge(self, payment: Payment):
-        return badge(payment.state, payment.get_state_display())
-
-    @admin.display(description="amount")
-    def amount(self, payment: Payment) -> str:
-        return format_money(payment.amount_minor, payment.currency)
-
-    @admin.display(description="refunded")
-    def refunded(self, payment: Payment) -> str:
-        return format_money(payment.amount_refunded_minor, payment.currency)
-
-    @admin.display(description="age")
-    def age(self, payment: Payment) -> str:
-        return age(payment.created_at)
 
 
 class OrderTransitionInline(ReadOnlyInline):

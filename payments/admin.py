@@ -13,7 +13,7 @@ from django.urls import path
 
 from payments.console import evidence_admin  # noqa: F401 - registers the other console admins
 from payments.console.base_admin import MAX_BULK_ACTIONS, ReadOnlyAdmin
-from payments.console.display import admin_link, age, badge
+from payments.console.display import PaymentColumns, admin_link, age
 from payments.console.filters import GatewayFilter, OpenDiscrepancyFilter, StuckFilter, payment_search
 from payments.console.forms import ReasonForm, RefundForm, ResolveForm
 from payments.console.pages import form_errors_message, posted_data, render_action_form
@@ -27,7 +27,7 @@ from shop.money import format_money
 # -- payments -----------------------------------------------------------------------
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(PaymentColumns, ReadOnlyAdmin):
     change_form_template = "admin/payments/payment/change_form.html"
     list_display = ["short_id", "state_badge", "age", "amount", "order_number", "customer_email", "gateway",
                     "psp_reference"]
@@ -63,22 +63,6 @@ class PaymentAdmin(ReadOnlyAdmin):
     @admin.display(description="payment")
     def short_id(self, payment: Payment) -> str:
         return str(payment.pk)[:8]
-
-    @admin.display(description="state")
-    def state_badge(self, payment: Payment):
-        return badge(payment.state, payment.get_state_display())
-
-    @admin.display(description="age", ordering="created_at")
-    def age(self, payment: Payment) -> str:
-        return age(payment.created_at)
-
-    @admin.display(description="amount")
-    def amount(self, payment: Payment) -> str:
-        return format_money(payment.amount_minor, payment.currency)
-
-    @admin.display(description="refunded")
-    def refunded(self, payment: Payment) -> str:
-        return format_money(payment.amount_refunded_minor, payment.currency)
 
     @admin.display(description="refundable now")
     def refundable(self, payment: Payment) -> str:

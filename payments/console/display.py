@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from django.contrib import admin
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
+
+from shop.money import format_money
 
 _COLOURS = {
     # open: someone may need to act
@@ -33,3 +36,23 @@ def age(since) -> str:
 def admin_link(model_label: str, pk, text) -> SafeString:
     app_label, model = model_label.split(".")
     return format_html('<a href="{}">{}</a>', reverse(f"admin:{app_label}_{model}_change", args=[pk]), text)
+
+
+class PaymentColumns:
+    """The payment columns that the payment list and the order page's payments inline share."""
+
+    @admin.display(description="state")
+    def state_badge(self, payment) -> SafeString:
+        return badge(payment.state, payment.get_state_display())
+
+    @admin.display(description="age", ordering="created_at")
+    def age(self, payment) -> str:
+        return age(payment.created_at)
+
+    @admin.display(description="amount")
+    def amount(self, payment) -> str:
+        return format_money(payment.amount_minor, payment.currency)
+
+    @admin.display(description="refunded")
+    def refunded(self, payment) -> str:
+        return format_money(payment.amount_refunded_minor, payment.currency)
