@@ -18,11 +18,19 @@ worker is restarted by hand. The chaos run (bench/chaos.py) found four ways:
    task but before giving its slot back keeps the slot forever, and once all
    are gone the pusher waits forever.
 
+And one way to never stop: the cluster's stop and start events are
+multiprocessing Events, whose set() waits for every process that waits on the
+event to wake up. A SIGTERM sent to the whole process group (honcho stopping
+`scripts/run`, systemd stopping a service) kills the sentinel, which waits on
+the stop event in its guard loop, and the main process's set() then waits for
+it forever: `qcluster` hangs in "stopping" until it is killed (5).
+
 So, for the cluster's queues and timers: locks are flock(2) locks, which the
 kernel drops when their holder dies (1, 2); each message is one record of an
 AF_UNIX SOCK_SEQPACKET socket pair, which a reader takes whole or not at all
 (3); and a pusher that has waited for a slot while nothing at all was queued
-takes the lost slot back (4). A task that died with its worker is handed out
+takes the lost slot back (4); the events are a flag in shared memory, which
+set() writes without waiting for anyone (5). A task that died with its worker is handed out
 again by the broker after Q_CLUSTER["retry"], as before. `install()` makes
 the cluster use these; payments.apps calls it at start-up.
 """
@@ -274,6 +282,38 @@ class DeathSafeQueue(Queue):
         return not self._buffer and not self._reader.poll(0)
 
 
+class DeathSafeEvent:
+    """multiprocessing.Event without its lock: a byte of shared memory, polled by wait().
+
+    set() never waits for another process, so a waiter that died cannot block
+    it; wait() notices a set() within POLL seconds (the guard loop waits up to
+    half a second between its rounds anyway).
+    """
+
+    POLL = 0.05
+
+    def __init__(self) -> None:
+        self._flag = multiprocessing.RawValue("b", 0)
+
+    def is_set(self) -> bool:
+        return bool(self._flag.value)
+
+    def set(self) -> None:
+        self._flag.value = 1
+
+    def clear(self) -> None:
+        self._flag.value = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
+        while not self._flag.value:
+            left = self.POLL if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(self.POLL, left))
+        return True
+
+
 def death_safe_value(typecode, *args):
     """multiprocessing.Value with a ProcessDeathSafeLock (django-q2's worker timers)."""
     return multiprocessing.Value(typecode, *args, lock=ProcessDeathSafeLock())
@@ -285,3 +325,4 @@ def install() -> None:
 
     django_q.cluster.Queue = DeathSafeQueue
     django_q.cluster.Value = death_safe_value
+    django_q.cluster.Event = DeathSafeEvent

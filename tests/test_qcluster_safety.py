@@ -10,6 +10,8 @@ import os
 import random
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from queue import Full
@@ -17,7 +19,13 @@ from queue import Full
 import pytest
 from django_q.queues import Queue
 
-from config.qcluster_safety import DeathSafeQueue, ProcessDeathSafeLock, SlotSemaphore, death_safe_value
+from config.qcluster_safety import (
+    DeathSafeEvent,
+    DeathSafeQueue,
+    ProcessDeathSafeLock,
+    SlotSemaphore,
+    death_safe_value,
+)
 
 fork = multiprocessing.get_context("fork")
 linux_only = pytest.mark.skipif(not Path("/proc/self/wchan").exists(), reason="needs Linux /proc")
@@ -131,6 +139,93 @@ def test_the_cluster_builds_its_queues_and_worker_timers_with_these_locks():
     import django_q.cluster
 
     assert django_q.cluster.Queue is DeathSafeQueue and django_q.cluster.Value is death_safe_value
+    assert django_q.cluster.Event is DeathSafeEvent
+
+
+def _wait_on(event) -> None:
+    event.wait(60)  # the sentinel's guard loop, between its rounds
+
+
+def _set_after_the_waiter_died(event) -> str:
+    waiter = fork.Process(target=_wait_on, args=(event,))
+    waiter.start()
+    time.sleep(0.3)  # in wait() by now
+    os.kill(waiter.pid, signal.SIGKILL)  # as a SIGTERM to the process group kills the sentinel
+    waiter.join(5)
+
+    def set_it():
+        event.set()
+        return "set"
+    return _in_another_process(set_it)
+
+
+@pytest.mark.parametrize(("make_event", "expected"), [(DeathSafeEvent, "set"), (fork.Event, "stalled")])
+def test_a_waiter_killed_in_wait_does_not_block_set(make_event, expected):
+    assert _set_after_the_waiter_died(make_event()) == expected
+
+
+def test_the_safe_event_wakes_its_waiter_and_times_out_unset():
+    event = DeathSafeEvent()
+    assert event.wait(0.1) is False and not event.is_set()
+    mine, theirs = fork.Pipe(duplex=False)
+    waiter = fork.Process(target=lambda: theirs.send(event.wait(30)))
+    waiter.start()
+    event.set()
+    assert mine.poll(10) and mine.recv() is True
+    waiter.join(5)
+    event.clear()
+    assert not event.is_set()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _start_qcluster(tmp_path: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    env.update(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", Q_WORKERS="2")
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env,
+                   check=True, timeout=120)
+    log = (tmp_path / "qcluster.log").open("w")
+    return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@linux_only
+def test_qcluster_stops_when_its_whole_process_group_gets_sigterm(tmp_path):
+    """honcho (scripts/run) and systemd signal every process of the worker, not only the main one."""
+    cluster = _start_qcluster(tmp_path)
+    log = tmp_path / "qcluster.log"
+    try:
+        deadline = time.monotonic() + 60
+        while "running." not in log.read_text() and time.monotonic() < deadline:
+            assert cluster.poll() is None, log.read_text()
+            time.sleep(0.1)
+        assert "running." in log.read_text()
+        os.killpg(cluster.pid, signal.SIGTERM)
+        try:
+            cluster.wait(30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("qcluster did not stop after SIGTERM to its process group:\n" + log.read_text())
+        # Whether the sentinel died of the signal or stopped its pool in order, nothing of the cluster is left.
+        deadline = time.monotonic() + 10
+        while _group_alive(cluster.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _group_alive(cluster.pid), "qcluster's children outlived it"
+    finally:
+        try:
+            os.killpg(cluster.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        cluster.wait(5)
 
 
 def test_the_safe_queue_still_passes_tasks_between_processes():
