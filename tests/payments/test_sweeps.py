@@ -317,7 +317,7 @@ def test_each_stuck_payment_is_reported_once(psp, settings, admins, caplog):
 
     assert {p.pk for p in reported} == {p.pk for p in stuck}
     [message] = mail.outbox
-    assert message.to == ["ops@example.com"] and "2 payments open for more than" in message.subject
+    assert message.to == ["ops@example.com"] and message.subject.startswith("[Reckon] 2 payments open for more than")
     for payment in refresh(*stuck):
         assert str(payment.pk) in message.body and payment.order.number in message.body
         assert payment.alerted_at is not None
