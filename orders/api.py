@@ -1,12 +1,13 @@
 import uuid
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.api import FIELD_ERRORS, NOT_FOUND
 from orders.models import Order, OrderLine
 from orders.services import CustomerDetails, LineRequest, OrderError, order_create
 from shop.models import Product
@@ -50,7 +51,7 @@ class OrderCreateSerializer(serializers.Serializer):
     city = serializers.CharField(max_length=100)
     postal_code = serializers.CharField(max_length=20)
     country = serializers.RegexField(r"^[A-Za-z]{2}$", max_length=2)
-    lines = LineInputSerializer(many=True, allow_empty=False)
+    lines = serializers.ListField(child=LineInputSerializer(), min_length=1, max_length=100)
 
     def validate_lines(self, lines: list[dict]) -> list[LineRequest]:
         skus = {line["sku"] for line in lines}
@@ -61,6 +62,7 @@ class OrderCreateSerializer(serializers.Serializer):
         return [LineRequest(product_id=ids[line["sku"]], quantity=line["quantity"]) for line in lines]
 
 
+@extend_schema_view(retrieve=extend_schema(responses={200: OrderSerializer, 404: NOT_FOUND}))
 class OrderViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Create an order from cart lines, and read it back by its access token."""
 
@@ -73,7 +75,7 @@ class OrderViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(
         request=OrderCreateSerializer,
-        responses={201: OrderSerializer},
+        responses={201: OrderSerializer, 400: FIELD_ERRORS},
         parameters=[
             OpenApiParameter(
                 "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER,

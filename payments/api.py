@@ -5,6 +5,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api import FIELD_ERRORS, NOT_FOUND
 from orders.models import Order
 from payments.models import Payment
 from payments.selectors import payment_customer_view
@@ -40,7 +41,7 @@ class OrderPaymentsView(APIView):
 
     @extend_schema(
         request=PaymentStartSerializer,
-        responses={201: PaymentStatusSerializer, 200: PaymentStatusSerializer,
+        responses={201: PaymentStatusSerializer, 200: PaymentStatusSerializer, 400: FIELD_ERRORS, 404: NOT_FOUND,
                    409: inline_serializer("PaymentConflict", {"detail": serializers.CharField()})},
         description="Starts a payment, or answers 200 with the open one if the order already has one.",
     )
@@ -62,7 +63,7 @@ class OrderPaymentsView(APIView):
 
 
 class PaymentStatusView(APIView):
-    @extend_schema(responses={200: PaymentStatusSerializer})
+    @extend_schema(responses={200: PaymentStatusSerializer, 404: NOT_FOUND})
     def get(self, request: Request, payment_id) -> Response:
         payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
         if payment is None:

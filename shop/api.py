@@ -1,5 +1,7 @@
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
 
+from config.api import FIELD_ERRORS, NOT_FOUND
 from shop.models import Product
 
 
@@ -14,6 +16,8 @@ class ProductSerializer(serializers.ModelSerializer):
         return product.stock > 0
 
 
+@extend_schema_view(list=extend_schema(responses={200: ProductSerializer(many=True), 400: FIELD_ERRORS}),
+                    retrieve=extend_schema(responses={200: ProductSerializer, 404: NOT_FOUND}))
 class ProductViewSet(viewsets.ReadOnlyModelViewSet):
     """The active catalog; prices are integers in minor units."""
 

@@ -82,3 +82,48 @@ def test_openapi_schema_validates(tmp_path):
 
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yml"))
     assert "/api/orders/" in (tmp_path / "schema.yml").read_text()
+
+
+@pytest.mark.parametrize("query", ["limit=17845992768731705344&offset=-18855", "offset=abc", "limit=0", "limit=-1",
+                                   "offset=1.5", "limit=%C2%B2"])
+def test_a_bad_limit_or_offset_is_a_400_naming_it_not_a_500(client, query):
+    ProductFactory()
+    response = client.get(f"/api/products/?{query}")
+    assert response.status_code == 400
+    assert set(response.json()) & {"limit", "offset"}
+
+
+def test_limit_is_capped_and_an_offset_past_the_end_is_an_empty_page(client):
+    for i in range(3):
+        ProductFactory(sku=f"P-{i}")
+    assert len(client.get("/api/products/?limit=999999999999999999999").json()["results"]) == 3
+    page = client.get("/api/products/?offset=99999999999999999999999&limit=2").json()
+    assert page["count"] == 3 and page["results"] == []
+    assert [p["sku"] for p in client.get("/api/products/?offset=1&limit=1").json()["results"]] == ["P-1"]
+
+
+def test_too_many_order_lines_is_a_400(client):
+    ProductFactory(sku="MUG", stock=1000)
+    response = client.post("/api/orders/", {**BODY, "lines": [{"sku": "MUG", "quantity": 1}] * 101},
+                           content_type="application/json")
+    assert response.status_code == 400 and "lines" in response.json()
+
+
+@pytest.mark.parametrize("path", ["/api/nothing-here/", "/api/orders/%C2%84/", "/api/payments/null,null/"])
+def test_an_unknown_api_path_is_a_json_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+
+
+def test_an_unknown_shop_path_is_still_the_html_404_page(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
+def test_the_schema_documents_the_error_answers(client):
+    paths = client.get("/api/schema/?format=json").json()["paths"]
+    assert {"400", "404"} <= set(paths["/api/orders/{access_token}/payments/"]["post"]["responses"])
+    assert "404" in paths["/api/products/{slug}/"]["get"]["responses"]
+    assert "400" in paths["/api/products/"]["get"]["responses"]
+    lines = client.get("/api/schema/?format=json").json()["components"]["schemas"]["OrderCreate"]["properties"]["lines"]
+    assert lines["minItems"] == 1 and lines["maxItems"] == 100
