@@ -42,6 +42,14 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
         # paginate_queryset counts the rows before it asks for the offset.
         return min(self._parameter(request, self.offset_query_param, 0, minimum=0), self.count)
 
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {self.limit_query_param: {"minimum": 1, "maximum": self.max_limit},
+                  self.offset_query_param: {"minimum": 0}}
+        for parameter in parameters:
+            parameter["schema"].update(bounds.get(parameter["name"], {}))
+        return parameters
+
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """A path that matches no URL: JSON under /api/, the shop's page elsewhere."""

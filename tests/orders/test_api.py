@@ -127,3 +127,19 @@ def test_the_schema_documents_the_error_answers(client):
     assert "400" in paths["/api/products/"]["get"]["responses"]
     lines = client.get("/api/schema/?format=json").json()["components"]["schemas"]["OrderCreate"]["properties"]["lines"]
     assert lines["minItems"] == 1 and lines["maxItems"] == 100
+
+
+def test_the_api_takes_json_only_and_says_so(client):
+    ProductFactory(sku="MUG", stock=3)
+    response = client.post("/api/orders/", {**BODY, "lines": "MUG"})  # a multipart form
+    assert response.status_code == 415 and "detail" in response.json()
+    assert Order.objects.count() == 0
+    post = client.get("/api/schema/?format=json").json()["paths"]["/api/orders/"]["post"]
+    assert list(post["requestBody"]["content"]) == ["application/json"]
+
+
+def test_the_schema_gives_the_pagination_bounds(client):
+    parameters = {p["name"]: p["schema"] for p in
+                  client.get("/api/schema/?format=json").json()["paths"]["/api/products/"]["get"]["parameters"]}
+    assert parameters["limit"]["minimum"] == 1 and parameters["limit"]["maximum"] == 200
+    assert parameters["offset"]["minimum"] == 0
