@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -241,6 +242,7 @@ def main() -> int:
 
         connections.close_all()
         drop_database(maintenance_url, name)
+        shutil.rmtree(folder, ignore_errors=True)  # the simulator's database and log
 
 
 if __name__ == "__main__":
