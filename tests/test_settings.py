@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -18,6 +20,17 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_missing_secret_key_with_debug_off_is_a_clear_one_line_error():
     result = manage("check", DEBUG="0")
     assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["makemigrations", "migrate", "check", "stuck_payments"])
+def test_missing_secret_key_is_a_clear_error_for_every_command_in_a_bare_environment(command):
+    # Django sets a settings error aside and runs the command without its apps; which check then fails
+    # first depends on the process's memory layout (a bare environment showed "Models aren't loaded yet").
+    bare = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    result = subprocess.run([sys.executable, "manage.py", command], cwd=ROOT, env=bare, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 1
     assert "SECRET_KEY is not set" in result.stderr and "Traceback" not in result.stderr
 
 
