@@ -30,9 +30,9 @@ kernel drops when their holder dies (1, 2); each message is one record of an
 AF_UNIX SOCK_SEQPACKET socket pair, which a reader takes whole or not at all
 (3); and a pusher that has waited for a slot while nothing at all was queued
 takes the lost slot back (4); the events are a flag in shared memory, which
-set() writes without waiting for anyone (5). A task that died with its worker is handed out
-again by the broker after Q_CLUSTER["retry"], as before. `install()` makes
-the cluster use these; payments.apps calls it at start-up.
+set() writes without waiting for anyone (5). A task that died with its worker
+is handed out again by the broker after Q_CLUSTER["retry"], as before.
+`install()` makes the cluster use these; payments.apps calls it at start-up.
 """
 
 from __future__ import annotations

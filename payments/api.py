@@ -1,11 +1,11 @@
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import FIELD_ERRORS, NOT_FOUND
+from config.api import FIELD_ERRORS, NOT_FOUND, ErrorSerializer
 from orders.models import Order
 from payments.models import Payment
 from payments.selectors import payment_customer_view
@@ -42,7 +42,7 @@ class OrderPaymentsView(APIView):
     @extend_schema(
         request=PaymentStartSerializer,
         responses={201: PaymentStatusSerializer, 200: PaymentStatusSerializer, 400: FIELD_ERRORS, 404: NOT_FOUND,
-                   409: inline_serializer("PaymentConflict", {"detail": serializers.CharField()})},
+                   409: OpenApiResponse(ErrorSerializer, description="The order is not awaiting payment (paid, cancelled or expired).")},
         description="Starts a payment, or answers 200 with the open one if the order already has one.",
     )
     def post(self, request: Request, access_token: str) -> Response:

@@ -303,10 +303,10 @@ def alert_stuck_payments() -> list[Payment]:
         lines.append(line)
     count = len(claimed)
     minutes = settings.PAYMENT_ALERT_AFTER_MINUTES
-    subject = (f"{count} payment{'s' if count != 1 else ''} open for more than "
-               f"{minutes} minute{'s' if minutes != 1 else ''}")
+    threshold = f"{minutes} minute{'s' if minutes != 1 else ''}"
+    subject = f"{count} payment{'s' if count != 1 else ''} open for more than {threshold}"
     body = "\n".join([
-        f"These payments have no final outcome after {settings.PAYMENT_ALERT_AFTER_MINUTES} minutes. The worker "
+        f"These payments have no final outcome after {threshold}. The worker "
         "keeps asking the PSP; if it cannot settle them, check each one with the PSP in the admin and resolve it.",
         "",
         *lines,
