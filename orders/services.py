@@ -12,6 +12,7 @@ from django.db.models import F
 from django_fsm import TransitionNotAllowed
 
 from orders.models import Order, OrderLine, OrderTransition, TransitionSource
+from orders.signals import order_transitioned
 from shop.models import Product
 
 
@@ -157,9 +158,7 @@ def _create_and_reserve(
         )
         for pk, qty in quantities.items()
     )
-    OrderTransition.objects.create(
-        order=order, from_state="", to_state=order.state, source=TransitionSource.CUSTOMER, reason="Checkout"
-    )
+    _audit(order, "", source=TransitionSource.CUSTOMER, reason="Checkout")
     return order
 
 
@@ -180,7 +179,12 @@ def _transition(
             f"Order {order.number} is {order.get_state_display().lower()}; it cannot be {_VERBS.get(name, name)}."
         ) from None
     order.save(update_fields=["state", "updated_at"])
-    OrderTransition.objects.create(
+    _audit(order, from_state, source=source, actor=actor, reason=reason)
+
+
+def _audit(order: Order, from_state: str, *, source: str, actor=None, reason: str = "") -> OrderTransition:
+    """Write the audit row of an order state change and tell the receivers (orders.signals)."""
+    row = OrderTransition.objects.create(
         order=order,
         from_state=from_state,
         to_state=order.state,
@@ -189,6 +193,8 @@ def _transition(
         actor_name=actor.get_username() if actor else "",
         reason=reason,
     )
+    order_transitioned.send(sender=Order, order=order, transition=row)
+    return row
 
 
 _VERBS = {

@@ -35,6 +35,7 @@ from payments.models import (
     PaymentTransition,
     Refund,
 )
+from payments.signals import payment_transitioned
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,13 @@ def _transition(
     """Apply one transition to a locked payment and write its audit row (caller saves)."""
     from_state = payment.state
     getattr(payment, name)()
-    PaymentTransition.objects.create(
+    _audit(payment, from_state, source=source, actor=actor, reason=reason, payload=payload)
+
+
+def _audit(payment: Payment, from_state: str, *, source: str, actor=None, reason: str = "",
+           payload: dict | None = None) -> PaymentTransition:
+    """Write the audit row of a state change and tell the receivers (payments.signals)."""
+    row = PaymentTransition.objects.create(
         payment=payment,
         from_state=from_state,
         to_state=payment.state,
@@ -130,6 +137,8 @@ def _transition(
         reason=reason,
         payload=payload,
     )
+    payment_transitioned.send(sender=Payment, payment=payment, transition=row)
+    return row
 
 
 def discrepancy_record(
@@ -182,8 +191,7 @@ def payment_start(*, order_id: int, flow: str, card_token: str = "", gateway_nam
             deadline_at=now + timedelta(minutes=settings.PAYMENT_DEADLINE_MINUTES),
             next_check_at=now + next_check_delay(0),
         )
-        PaymentTransition.objects.create(payment=payment, from_state="", to_state=payment.state,
-                                         source=TransitionSource.CUSTOMER, reason=f"{flow} payment started")
+        _audit(payment, "", source=TransitionSource.CUSTOMER, reason=f"{flow} payment started")
         if flow == Payment.Flow.DIRECT:
             # The charge runs in the worker, so a closed browser cannot stop it.
             transaction.on_commit(lambda: _enqueue_charge(payment.pk))
