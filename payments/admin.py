@@ -161,17 +161,21 @@ class PaymentAdmin(PaymentColumns, ReadOnlyAdmin):
                 except PaymentError as exc:
                     self.message_user(request, exc.message, messages.ERROR)
                 else:
+                    voided = (" The PSP still held it open, so it was voided there first."
+                              if payment.state != form.cleaned_data["outcome"] else "")
                     self.message_user(request, f"Payment resolved as {payment.get_state_display().lower()}; the "
-                                               f"order is {payment.order.get_state_display().lower()}.",
+                                               f"order is {payment.order.get_state_display().lower()}.{voided}",
                                       messages.SUCCESS)
                     return HttpResponseRedirect(self._change_url(payment))
             else:
                 form_errors_message(request, form)
         return render_action_form(
             self, request, title=f"Resolve payment {payment.pk}", form=form, objects=[self._summary(payment)],
-            intro="Settle this payment by hand. The PSP is asked first: it is resolved as captured only when the "
-                  "PSP confirms the capture (or with the override permission); it is not declined or cancelled "
-                  "while the PSP says the money is taken or held.",
+            intro="Settle this payment by hand. The PSP is asked first. Captured: only when the PSP confirms the "
+                  "capture (or with the override permission). Declined or cancelled tell the customer they were "
+                  "not charged, so they need the PSP's word that nothing was taken: a payment the PSP still holds "
+                  "open is voided there first (and becomes cancelled); if the PSP does not answer, nothing "
+                  "changes and the worker keeps asking.",
             submit="Resolve", back_url=self._change_url(payment))
 
     def cancel_view(self, request, object_id):

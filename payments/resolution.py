@@ -9,7 +9,9 @@ by themselves leave a StaffAction row.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
@@ -28,10 +30,12 @@ from payments.services import (
     PaymentError,
     _amount_matches,
     _apply_refunds,
+    _cancel_at_psp,
     _mark_order_paid,
     _transition,
     gateway_for,
     lock_payment,
+    payment_apply_result,
     payment_cancel,
     payment_sync,
 )
@@ -129,9 +133,10 @@ def payment_resolve(*, payment_id: uuid.UUID, outcome: str, actor, reason: str, 
       payments.resolve_payment_override and override=True (money taken
       elsewhere, PSP unreachable for good); the order is marked paid when the
       amounts match;
-    - declined / cancelled: refused when the PSP says it took or holds the
-      money (captured or authorized): resolve it as captured, or cancel it at
-      the PSP with the cancel action.
+    - declined / cancelled: they tell the customer "you have not been
+      charged", so they need the PSP's positive word that nothing was taken
+      (see _psp_confirms_nothing_taken). Without it, nothing changes: the
+      payment stays open and the sync sweep keeps asking.
     """
     _require(actor, "payments.resolve_payment", "resolve payments")
     if outcome not in _RESOLVE_TRANSITION:
@@ -141,31 +146,77 @@ def payment_resolve(*, payment_id: uuid.UUID, outcome: str, actor, reason: str, 
     if not payment.is_open:
         raise PaymentError(f"This payment is already {payment.get_state_display().lower()}; only open payments "
                            "(created, pending, unknown, authorized) can be resolved.")
-    if not can_proceed(getattr(payment, _RESOLVE_TRANSITION[outcome])):
-        raise PaymentError(f"An {payment.get_state_display().lower()} payment cannot become {outcome}: the bank "
-                           "has already approved it. Cancel it (voids it at the PSP) or resolve it as captured.")
+    if outcome != ResolveOutcome.CAPTURED:
+        psp, voided = _psp_confirms_nothing_taken(payment, actor=actor, reason=reason)
+        if voided:
+            # We voided it at the PSP just now: it is cancelled, as the PSP says, whatever was asked.
+            return payment_apply_result(payment_id=payment.pk, result=psp, source=TransitionSource.STAFF,
+                                        actor=actor, reason=reason)
+        return _apply_resolution(payment_id=payment.pk, outcome=outcome, actor=actor, reason=reason, psp=psp,
+                                 confirmed=True)
     psp = _psp_status(payment)
     confirmed = psp.status == PspStatus.CAPTURED
-    if outcome == ResolveOutcome.CAPTURED and not confirmed:
+    if not confirmed:
         if not override:
             raise PaymentError(f"The PSP does not confirm a capture (it says {psp.status}). Check again later, or "
                                "ask someone with the override permission if the money was taken another way.")
         _require(actor, "payments.resolve_payment_override",
                  "resolve a payment as captured without the PSP's confirmation")
-    if outcome != ResolveOutcome.CAPTURED and psp.status in (PspStatus.CAPTURED, PspStatus.AUTHORIZED):
-        raise PaymentError(f"The PSP says this payment is {psp.status}: the customer's money is taken or held. "
-                           "Resolve it as captured, or use Cancel to void it at the PSP first.")
     return _apply_resolution(payment_id=payment.pk, outcome=outcome, actor=actor, reason=reason, psp=psp,
                              confirmed=confirmed)
+
+
+_NOTHING_TAKEN = (PspStatus.DECLINED, PspStatus.FAILED, PspStatus.CANCELLED)
+PSP_CANNOT_CONFIRM = ("The PSP cannot confirm that nothing was taken: it did not answer. Nothing was changed; the "
+                      "payment stays open and the worker keeps asking. Try again when the PSP answers.")
+
+
+def _psp_confirms_nothing_taken(payment: Payment, *, actor, reason: str) -> tuple[GatewayResult, bool]:
+    """The PSP's positive word that no money was taken, and whether we voided it to get it; or a PaymentError.
+
+    Accepted: the PSP says declined, failed or cancelled; or it has never heard
+    of the payment and the grace period for a request still on its way is
+    over. A payment the PSP still holds open (pending, authorized) is voided
+    there first, and only a confirmed void counts. Anything else (no answer,
+    a 5xx, a capture) refuses; a capture the PSP reports is applied, so the
+    order is paid and the customer is told the truth.
+    """
+    psp = _psp_status(payment)
+    voided = psp.status in (PspStatus.PENDING, PspStatus.AUTHORIZED)
+    if voided:
+        psp = _cancel_at_psp(payment)  # the void: idempotent by its key, so a retry voids once
+    if psp.status in _NOTHING_TAKEN:
+        return psp, voided and psp.status == PspStatus.CANCELLED
+    if psp.status == PspStatus.NOT_FOUND:
+        grace = timedelta(seconds=settings.PAYMENT_CREATED_GRACE_SECONDS)
+        if payment.created_at < timezone.now() - grace:
+            return psp, False
+        raise PaymentError("The PSP has no record of this payment yet, but a request may still be on its way to it. "
+                           f"Nothing was changed; try again in {settings.PAYMENT_CREATED_GRACE_SECONDS // 60 or 1} "
+                           "minute(s).")
+    if psp.status in (PspStatus.CAPTURED, PspStatus.AUTHORIZED):
+        # The PSP took or holds the money: record what it says, never "not charged".
+        payment = payment_apply_result(payment_id=payment.pk, result=psp, source=TransitionSource.STAFF,
+                                       actor=actor, reason=f"PSP answer while resolving: {reason}")
+        raise PaymentError(f"The PSP says this payment is {psp.status}: the customer's money is taken or held, so "
+                           f"it was not resolved as not charged. The payment is {payment.get_state_display().lower()} "
+                           f"now; the order is {payment.order.get_state_display().lower()}.")
+    if psp.status == PspStatus.UNKNOWN:
+        raise PaymentError(PSP_CANNOT_CONFIRM)
+    raise PaymentError(f"The PSP did not confirm that nothing was taken (it says {psp.status}). Nothing was "
+                       "changed; try again later.")
 
 
 def _apply_resolution(*, payment_id: uuid.UUID, outcome: str, actor, reason: str, psp: GatewayResult,
                       confirmed: bool) -> Payment:
     with transaction.atomic():
         order, payment = lock_payment(payment_id)
-        if not payment.is_open or not can_proceed(getattr(payment, _RESOLVE_TRANSITION[outcome])):
+        if not payment.is_open:
             raise PaymentError(f"The payment became {payment.get_state_display().lower()} meanwhile; nothing "
                                "was changed. Look at it again.")
+        if not can_proceed(getattr(payment, _RESOLVE_TRANSITION[outcome])):
+            raise PaymentError(f"An {payment.get_state_display().lower()} payment cannot become {outcome}: the bank "
+                               "approved it. Resolve it as cancelled (voids it at the PSP) or as captured.")
         if psp.psp_reference and not payment.psp_reference:
             payment.psp_reference = psp.psp_reference
         if outcome == ResolveOutcome.DECLINED:

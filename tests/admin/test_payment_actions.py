@@ -46,20 +46,31 @@ def test_check_is_a_post_only_button(support_client, psp):
     assert not StaffAction.objects.exists()
 
 
-def test_resolve_as_declined_with_a_reason(support_client, psp):
-    payment = pending_payment()
+def test_resolve_as_declined_voids_an_open_psp_payment_first(support_client, psp):
+    payment = pending_payment()  # the customer is still on the PSP's page
     form = support_client.get(url("resolve", payment)).content.decode()
     assert 'name="override"' not in form  # a support user has no override
     response = support_client.post(url("resolve", payment), {"outcome": "declined",
                                                              "reason": "Bank confirmed by phone: refused"},
                                    follow=True)
-    assert "Payment resolved as declined" in response.content.decode()
+    page = response.content.decode()
+    assert "Payment resolved as cancelled; the order is awaiting payment." in page
+    assert "voided there first" in page
     payment.refresh_from_db()
-    assert payment.state == "declined" and payment.failure_code == "resolved_by_staff"
+    assert payment.state == "cancelled"
+    assert [t["status"] for t in psp.transactions()] == ["cancelled"]
     transition = payment.transitions.first()
     assert (transition.from_state, transition.to_state, transition.source, transition.actor_name,
-            transition.reason) == ("pending", "declined", "staff", "sam", "Bank confirmed by phone: refused")
-    assert transition.payload["psp_status"] == "pending"
+            transition.reason) == ("pending", "cancelled", "staff", "sam", "Bank confirmed by phone: refused")
+
+
+def test_resolve_is_refused_with_a_message_while_the_psp_does_not_answer(support_client, psp):
+    payment = pending_payment()
+    psp.faults(error_rate=1.0)
+    response = support_client.post(url("resolve", payment), {"outcome": "cancelled", "reason": "Looks abandoned"})
+    psp.faults(error_rate=0.0)
+    assert "The PSP cannot confirm that nothing was taken" in response.content.decode()
+    assert Payment.objects.get(pk=payment.pk).state == "pending"
 
 
 def test_resolve_without_a_reason_is_refused_with_a_message(support_client, psp):
@@ -114,7 +125,8 @@ def test_resolve_as_declined_is_refused_when_the_psp_took_the_money(support_clie
     payment = paid_at_psp_only(psp)
     response = support_client.post(url("resolve", payment), {"outcome": "declined", "reason": "looks failed"})
     assert "The PSP says this payment is captured" in response.content.decode()
-    assert Payment.objects.get(pk=payment.pk).state == "pending"
+    # Refused, and the PSP's word is recorded: the order is paid, never "not charged".
+    assert Payment.objects.get(pk=payment.pk).state == "captured"
 
 
 def test_a_final_payment_cannot_be_resolved(support_client, psp):

@@ -66,11 +66,12 @@ def test_a_support_user_resolves_a_stuck_payment_from_the_index(page: Page, shop
     page.get_by_label("Reason").fill("Bank confirmed the decline by phone, ticket 812")
     page.get_by_role("button", name="Resolve").click()
 
-    expect(page.locator(".messagelist")).to_contain_text("Payment resolved as declined")
+    # The PSP still held the payment open: it is voided there first, so it becomes cancelled.
+    expect(page.locator(".messagelist")).to_contain_text("Payment resolved as cancelled")
     newest = page.get_by_test_id("timeline").locator("tbody tr").first
-    expect(newest).to_contain_text("pending → declined")
+    expect(newest).to_contain_text("pending → cancelled")
     expect(newest).to_contain_text("sam (staff)")
     expect(newest).to_contain_text("Bank confirmed the decline by phone, ticket 812")
     stuck.refresh_from_db()
     transition = stuck.transitions.first()
-    assert (stuck.state, transition.source, transition.actor_name) == ("declined", "staff", "sam")
+    assert (stuck.state, transition.source, transition.actor_name) == ("cancelled", "staff", "sam")
