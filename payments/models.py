@@ -57,6 +57,10 @@ class Payment(FSMModelMixin, models.Model):
     check_count = models.PositiveIntegerField(default=0)
     deadline_at = models.DateTimeField()
     alerted_at = models.DateTimeField(null=True, blank=True)
+    # True for the capture that marked its order paid. A refund of this payment
+    # refunds the order; a refund of an extra capture (a double charge, money
+    # taken for an expired order) gives money back without touching the order.
+    settles_order = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -142,6 +146,13 @@ class Payment(FSMModelMixin, models.Model):
 
     @transition(field=state, source=OPEN_STATES, target=S.EXPIRED)
     def expire(self) -> None:
+        pass
+
+    # The only move out of a final state: a discrepancy proved that the PSP took
+    # the money after all (a late capture). Staff only, through
+    # payments.discrepancy_fixes, after a fresh look at the PSP.
+    @transition(field=state, source=UNPAID_FINAL_STATES, target=S.CAPTURED)
+    def correct_to_captured(self) -> None:
         pass
 
     @transition(field=state, source=(S.CAPTURED, S.PARTIALLY_REFUNDED), target=S.PARTIALLY_REFUNDED)

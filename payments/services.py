@@ -382,6 +382,7 @@ def _amount_matches(payment: Payment, result: GatewayResult) -> bool:
 def _mark_order_paid(order: Order, payment: Payment, *, source: str, actor) -> None:
     if order.state == Order.State.AWAITING_PAYMENT:
         order_mark_paid(order=order, source=source, actor=actor, reason=f"Payment {payment.pk} captured")
+        payment.settles_order = True  # the caller saves the payment
         return
     # Money arrived for an order that is already paid, cancelled or expired:
     # never kept silently.
@@ -438,6 +439,8 @@ def _settle_refund(order: Order, payment: Payment, refund: Refund, *, psp_refere
     name = "refund_fully" if payment.amount_refunded_minor >= payment.amount_minor else "refund_partially"
     _transition(payment, name, source=source, actor=refund.actor, reason=refund.reason,
                 payload={"refund": str(refund.pk), "amount_minor": refund.amount_minor})
-    if order.state in (Order.State.PAID, Order.State.FULFILLED, Order.State.PARTIALLY_REFUNDED):
+    # Only the capture that paid the order refunds it; an extra capture's refund leaves the order as it is.
+    if payment.settles_order and order.state in (Order.State.PAID, Order.State.FULFILLED,
+                                                 Order.State.PARTIALLY_REFUNDED):
         order_record_refund(order=order, refunded_minor=payment.amount_refunded_minor, source=source,
                             actor=refund.actor, reason=refund.reason)

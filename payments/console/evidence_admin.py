@@ -11,10 +11,18 @@ from django.urls import path, reverse
 from payments.console.base_admin import MAX_BULK_ACTIONS, ReadOnlyAdmin
 from payments.console.display import admin_link, badge
 from payments.console.filters import GatewayFilter, WebhookStatusFilter
-from payments.console.forms import CloseDiscrepancyForm
+from payments.console.forms import CloseDiscrepancyForm, ReasonForm, refund_form_id
 from payments.console.pages import form_errors_message, posted_data, render_action_form
 from payments.console.timeline import body_json, pretty_json
-from payments.models import Discrepancy, GatewayCall, Refund, StaffAction, WebhookEvent
+from payments.discrepancy_fixes import (
+    ATTACH,
+    REFUND,
+    discrepancy_attach_capture,
+    discrepancy_money_fixes,
+    discrepancy_refund,
+)
+from payments.models import CAPTURED_STATES, Discrepancy, GatewayCall, Refund, StaffAction, WebhookEvent
+from payments.refunds import refundable_minor
 from payments.resolution import discrepancy_close, webhook_reprocess
 from payments.services import PaymentError
 from shop.money import format_money
@@ -118,12 +126,99 @@ class DiscrepancyAdmin(ReadOnlyAdmin):
         return pretty_json(discrepancy.details)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "can_close": request.user.has_perm("payments.close_discrepancy")}
+        user = request.user
+        discrepancy = self._object_or_404(request, object_id)
+        fixes = discrepancy_money_fixes(discrepancy) if user.has_perm("payments.close_discrepancy") else []
+        extra_context = {
+            **(extra_context or {}),
+            "can_close": user.has_perm("payments.close_discrepancy"),
+            "can_refund": REFUND in fixes and user.has_perm("payments.refund_payment"),
+            "can_attach": ATTACH in fixes and user.has_perm("payments.resolve_payment"),
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self):
-        return [path("<path:object_id>/close/", self.admin_site.admin_view(self.close_view),
-                     name="payments_discrepancy_close"), *super().get_urls()]
+        view = self.admin_site.admin_view
+        return [path("<path:object_id>/close/", view(self.close_view), name="payments_discrepancy_close"),
+                path("<path:object_id>/refund/", view(self.refund_view), name="payments_discrepancy_refund"),
+                path("<path:object_id>/attach/", view(self.attach_view), name="payments_discrepancy_attach"),
+                *super().get_urls()]
+
+    @staticmethod
+    def _money_summary(discrepancy: Discrepancy) -> str:
+        payment = discrepancy.payment
+        order = payment.order
+        return (f"Payment {str(payment.pk)[:8]} ({payment.get_state_display().lower()}, "
+                f"{format_money(payment.amount_minor, payment.currency)}) · order {order.number} "
+                f"({order.get_state_display().lower()}) · {order.full_name} <{order.email}>")
+
+    def _no_fix(self, request, discrepancy: Discrepancy):
+        self.message_user(request, "This discrepancy has no money the console can move (it is closed, or not about "
+                                   "this payment's own PSP transaction): close it with a note.", messages.WARNING)
+        return HttpResponseRedirect(self._change_url(discrepancy))
+
+    def refund_view(self, request, object_id):
+        self._require(request, "payments.refund_payment")
+        self._require(request, "payments.close_discrepancy")
+        discrepancy = self._object_or_404(request, object_id)
+        if REFUND not in discrepancy_money_fixes(discrepancy):
+            return self._no_fix(request, discrepancy)
+        payment = discrepancy.payment
+        form = refund_form_id(ReasonForm(posted_data(request)))
+        if request.method == "POST":
+            if form.is_valid():
+                try:
+                    refund = discrepancy_refund(discrepancy_id=discrepancy.pk, actor=request.user,
+                                                reason=form.cleaned_data["reason"],
+                                                refund_id=form.cleaned_data["refund_id"])
+                except PaymentError as exc:
+                    self.message_user(request, exc.message, messages.ERROR)
+                else:
+                    done = "refunded" if refund.state == Refund.State.SUCCEEDED else \
+                        "sent to the PSP; the worker settles the refund"
+                    self.message_user(request, f"{format_money(refund.amount_minor, refund.currency)} {done}. "
+                                               "The discrepancy is closed.", messages.SUCCESS)
+                    return HttpResponseRedirect(self._change_url(discrepancy))
+            else:
+                form_errors_message(request, form)
+        amount = payment.amount_minor if payment.state not in CAPTURED_STATES else refundable_minor(payment)
+        return render_action_form(
+            self, request, title=f"Refund {format_money(amount, payment.currency)} to {payment.order.email}",
+            form=form, objects=[self._money_summary(discrepancy)],
+            intro=f"The PSP is asked first whether it holds the money. Then "
+                  f"{format_money(amount, payment.currency)} goes back to the customer's card, the order stays "
+                  f"{payment.order.get_state_display().lower()}, and this discrepancy is closed with your reason. "
+                  "Submitting this form twice makes one refund.",
+            submit=f"Refund {format_money(amount, payment.currency)}", back_url=self._change_url(discrepancy))
+
+    def attach_view(self, request, object_id):
+        self._require(request, "payments.resolve_payment")
+        self._require(request, "payments.close_discrepancy")
+        discrepancy = self._object_or_404(request, object_id)
+        if ATTACH not in discrepancy_money_fixes(discrepancy):
+            return self._no_fix(request, discrepancy)
+        payment = discrepancy.payment
+        form = ReasonForm(posted_data(request))
+        if request.method == "POST":
+            if form.is_valid():
+                try:
+                    payment = discrepancy_attach_capture(discrepancy_id=discrepancy.pk, actor=request.user,
+                                                         reason=form.cleaned_data["reason"])
+                except PaymentError as exc:
+                    self.message_user(request, exc.message, messages.ERROR)
+                else:
+                    self.message_user(request, f"The capture now pays order {payment.order.number}, which is "
+                                               "paid. The discrepancy is closed.", messages.SUCCESS)
+                    return HttpResponseRedirect(self._change_url(discrepancy))
+            else:
+                form_errors_message(request, form)
+        return render_action_form(
+            self, request, title=f"Attach the capture to order {payment.order.number}", form=form,
+            objects=[self._money_summary(discrepancy)],
+            intro="The PSP is asked first whether it holds the money, and for how much. When it is the order's "
+                  "amount, the payment is recorded as captured, the order as paid (the customer sees it paid), "
+                  "and this discrepancy is closed with your reason.",
+            submit="Attach and mark the order paid", back_url=self._change_url(discrepancy))
 
     def close_view(self, request, object_id):
         self._require(request, "payments.close_discrepancy")

@@ -39,6 +39,12 @@ class ResolveForm(ReasonForm):
             del self.fields["override"]
 
 
+def refund_form_id(form: forms.Form) -> forms.Form:
+    """Give a form the hidden one-time refund id: submitting the same page twice makes one refund."""
+    form.fields["refund_id"] = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
+    return form
+
+
 class CloseDiscrepancyForm(forms.Form):
     resolution = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),

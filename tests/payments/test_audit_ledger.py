@@ -74,6 +74,8 @@ def test_legal_moves_come_from_the_state_machine():
     moves = legal_moves()
     assert ("created", "captured") in moves and ("pending", "expired") in moves
     assert ("captured", "pending") not in moves and ("declined", "captured") not in moves
+    # A late capture proved by a discrepancy is corrected by staff only.
+    assert ("declined", "captured") in legal_moves(staff=True)
 
 
 def test_the_command_exits_1_on_violations_and_explains_bad_dates(psp):
