@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "shop.middleware.CartCookieMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -181,6 +182,8 @@ LOGGING = {
 SHOP_NAME = env_str("SHOP_NAME", "Reckon")
 SHOP_BASE_URL = env_str("SHOP_BASE_URL", "http://127.0.0.1:8000")
 CART_MAX_QUANTITY = env_int("CART_MAX_QUANTITY", 99)
+# Seconds a cart cookie lives (shop/cart.py): two weeks, like a session.
+CART_COOKIE_AGE = env_int("CART_COOKIE_AGE", 14 * 24 * 3600)
 
 # --- Payments ---------------------------------------------------------------
 PAYMENT_GATEWAY = env_str("PAYMENT_GATEWAY", "simulator")

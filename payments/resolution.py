@@ -150,7 +150,7 @@ def payment_resolve(*, payment_id: uuid.UUID, outcome: str, actor, reason: str, 
         psp, voided = _psp_confirms_nothing_taken(payment, actor=actor, reason=reason)
         if voided:
             # We voided it at the PSP just now: it is cancelled, as the PSP says, whatever was asked.
-            return payment_apply_result(payment_id=payment.pk, result=psp, source=TransitionSource.STAFF,
+            return payment_apply_result(payment_id=payment.pk, order_id=payment.order_id, result=psp, source=TransitionSource.STAFF,
                                         actor=actor, reason=reason)
         return _apply_resolution(payment_id=payment.pk, outcome=outcome, actor=actor, reason=reason, psp=psp,
                                  confirmed=True)
@@ -196,7 +196,7 @@ def _psp_confirms_nothing_taken(payment: Payment, *, actor, reason: str) -> tupl
                            "minute(s).")
     if psp.status in (PspStatus.CAPTURED, PspStatus.AUTHORIZED):
         # The PSP took or holds the money: record what it says, never "not charged".
-        payment = payment_apply_result(payment_id=payment.pk, result=psp, source=TransitionSource.STAFF,
+        payment = payment_apply_result(payment_id=payment.pk, order_id=payment.order_id, result=psp, source=TransitionSource.STAFF,
                                        actor=actor, reason=f"PSP answer while resolving: {reason}")
         raise PaymentError(f"The PSP says this payment is {psp.status}: the customer's money is taken or held, so "
                            f"it was not resolved as not charged. The payment is {payment.get_state_display().lower()} "

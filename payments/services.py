@@ -212,7 +212,7 @@ def payment_open_session(*, payment_id: uuid.UUID) -> Payment:
     if payment.state != S.CREATED:
         return payment
     result = gateway_for(payment).create_session(_payment_request(payment))
-    return payment_apply_result(payment_id=payment.pk, result=result, source=TransitionSource.PSP_RESPONSE)
+    return payment_apply_result(payment_id=payment.pk, order_id=payment.order_id, result=result, source=TransitionSource.PSP_RESPONSE)
 
 
 def payment_charge(*, payment_id: uuid.UUID) -> Payment:
@@ -221,7 +221,7 @@ def payment_charge(*, payment_id: uuid.UUID) -> Payment:
     if payment.state != S.CREATED or not payment.card_token:
         return payment
     result = gateway_for(payment).charge(_payment_request(payment))
-    return payment_apply_result(payment_id=payment.pk, result=result, source=TransitionSource.PSP_RESPONSE)
+    return payment_apply_result(payment_id=payment.pk, order_id=payment.order_id, result=result, source=TransitionSource.PSP_RESPONSE)
 
 
 def payment_sync(*, payment_id: uuid.UUID, source: str = TransitionSource.POLLER, actor=None) -> Payment:
@@ -240,7 +240,7 @@ def payment_sync(*, payment_id: uuid.UUID, source: str = TransitionSource.POLLER
             and payment.created_at < timezone.now() - grace):
         result = GatewayResult(status=PspStatus.FAILED, failure_code="not_at_psp",
                                failure_message="The PSP never received this payment.")
-    return payment_apply_result(payment_id=payment.pk, result=result, source=source, actor=actor, counted_check=True)
+    return payment_apply_result(payment_id=payment.pk, order_id=payment.order_id, result=result, source=source, actor=actor, counted_check=True)
 
 
 def _cancel_at_psp(payment: Payment) -> GatewayResult:
@@ -270,7 +270,7 @@ def payment_cancel(*, payment_id: uuid.UUID, source: str, actor=None, reason: st
     if not payment.is_open:
         raise PaymentError(f"Payment {payment.pk} is {payment.get_state_display().lower()}; it cannot be cancelled.")
     result = _cancel_at_psp(payment)
-    return payment_apply_result(payment_id=payment.pk, result=result, source=source, actor=actor, reason=reason)
+    return payment_apply_result(payment_id=payment.pk, order_id=payment.order_id, result=result, source=source, actor=actor, reason=reason)
 
 
 def payment_expire(*, payment_id: uuid.UUID) -> Payment:
@@ -282,7 +282,7 @@ def payment_expire(*, payment_id: uuid.UUID) -> Payment:
     if not payment.is_open or payment.deadline_at > timezone.now():
         return payment
     result = _cancel_at_psp(payment)
-    payment = payment_apply_result(payment_id=payment.pk, result=result, source=TransitionSource.SYSTEM,
+    payment = payment_apply_result(payment_id=payment.pk, order_id=payment.order_id, result=result, source=TransitionSource.SYSTEM,
                                    reason="Payment deadline passed", cancel_means_expire=True)
     if payment.state == S.EXPIRED and payment.order.state == Order.State.AWAITING_PAYMENT:
         order_expire(order_id=payment.order_id, reason="Payment deadline passed")
@@ -317,14 +317,36 @@ def payment_apply_result(
     """Apply what the PSP said to a payment, under row locks. Safe to repeat."""
     with transaction.atomic():
         order, payment = lock_payment(payment_id, order_id)
+        before = _field_values(payment)
         _apply(order, payment, result, source=source, actor=actor, reason=reason,
                cancel_means_expire=cancel_means_expire)
         if counted_check:
             payment.check_count += 1
+        elif not payment.is_open and _field_values(payment) == before:
+            return payment  # a repeat for a final payment (a duplicate webhook): nothing to write
         now = timezone.now()
         payment.next_check_at = now + next_check_delay(payment.check_count) if payment.is_open else None
         payment.save()
     return payment
+
+
+def _field_values(payment: Payment) -> tuple:
+    return tuple(getattr(payment, f.attname) for f in Payment._meta.concrete_fields)
+
+
+def payment_result_is_news(payment: Payment, result: GatewayResult) -> bool:
+    """False when a PSP answer can change nothing for this final payment (read without a lock).
+
+    A final payment only moves by a refund or a staff correction, so a repeat
+    of its own outcome without refunds (the webhook after the PSP's response
+    or the return page already applied it) needs no lock and no write.
+    Anything else is news, and payment_apply_result looks at it under locks.
+    """
+    if payment.is_open or result.refunds or (result.psp_reference and not payment.psp_reference):
+        return True
+    if result.status == PspStatus.CAPTURED:
+        return payment.state not in CAPTURED_STATES
+    return _STATE_FOR.get(result.status) != payment.state
 
 
 def _apply(order: Order, payment: Payment, result: GatewayResult, *, source: str, actor, reason: str,

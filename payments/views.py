@@ -72,9 +72,11 @@ def pay_direct(request: HttpRequest, number: str, token: str) -> HttpResponse:
 @require_GET
 def payment_return(request: HttpRequest, payment_id: uuid.UUID) -> HttpResponse:
     """Where the PSP sends the customer back. The query string is never trusted."""
-    payment = get_object_or_404(Payment, pk=payment_id)
-    if payment.is_open:
-        payment = payment_sync(payment_id=payment.pk, source=TransitionSource.CUSTOMER)
+    try:
+        # Asks the PSP only while the payment is open; one read when it is settled already.
+        payment = payment_sync(payment_id=payment_id, source=TransitionSource.CUSTOMER)
+    except Payment.DoesNotExist:
+        raise Http404("No such payment.") from None
     return redirect("payments:status", payment_id=payment.pk)
 
 

@@ -6,15 +6,16 @@ import logging
 import traceback
 import uuid
 from collections.abc import Mapping
+from contextlib import nullcontext
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from orders.models import TransitionSource
 from payments.gateways import get_gateway
 from payments.gateways.base import InvalidWebhook, PspStatus, WebhookEnvelope
 from payments.models import Payment, WebhookEvent
-from payments.services import _call_recorder, discrepancy_record, payment_apply_result
+from payments.services import _call_recorder, discrepancy_record, payment_apply_result, payment_result_is_news
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,9 @@ def webhook_receive(*, gateway_name: str, headers: Mapping[str, str], body: byte
         logger.warning("refused a %s webhook: %s", gateway_name, exc)
         raise
     try:
-        with transaction.atomic():
+        # In autocommit (a web request) one INSERT is durable at once and a duplicate fails alone; inside
+        # a caller's transaction a savepoint keeps a duplicate from breaking it.
+        with transaction.atomic() if connection.in_atomic_block else nullcontext():
             event = WebhookEvent.objects.create(
                 gateway=gateway_name, event_id=envelope.event_id, event_type=envelope.event_type,
                 headers=_safe_headers(headers), body=body.decode("utf-8", errors="replace"),
@@ -93,8 +96,9 @@ def webhook_process(*, event: WebhookEvent, envelope: WebhookEnvelope | None = N
                 envelope.psp_reference or payment.psp_reference)
         if result.status == PspStatus.UNKNOWN:
             raise RetryLater("the PSP did not answer while applying the event")
-        payment_apply_result(payment_id=payment.pk, order_id=payment.order_id, result=result,
-                             source=TransitionSource.WEBHOOK, reason=f"{event.event_type} ({event.event_id})")
+        if payment_result_is_news(payment, result):
+            payment_apply_result(payment_id=payment.pk, order_id=payment.order_id, result=result,
+                                 source=TransitionSource.WEBHOOK, reason=f"{event.event_type} ({event.event_id})")
     except Exception as exc:  # noqa: BLE001 - stored durably, retried by the worker
         _save_outcome(event, payment=payment, error=f"{type(exc).__name__}: {exc}"[:2000],
                       trace=traceback.format_exc()[-8000:])

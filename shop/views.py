@@ -24,8 +24,10 @@ def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def cart_add(request: HttpRequest, product_id: int) -> HttpResponse:
     product = get_object_or_404(Product.objects.active(), pk=product_id)
-    cart = Cart(request.session)
+    cart = Cart.of(request)
     form = QuantityForm(request.POST, product=product, already_in_cart=cart.quantity_of(product))
+    if form.is_valid() and not cart.has_room_for(product):
+        form.add_error(None, "Your cart is full: check out or remove something first.")
     if not form.is_valid():
         return render(request, "shop/product_detail.html", {"product": product, "form": form}, status=400)
     cart.set(product, form.cleaned_data["quantity"])
@@ -38,7 +40,7 @@ def cart_detail(request: HttpRequest) -> HttpResponse:
 
 
 def _render_cart(request: HttpRequest, *, errors: dict | None = None, status: int = 200) -> HttpResponse:
-    cart = Cart(request.session)
+    cart = Cart.of(request)
     lines = cart.lines()
     rows = [
         {"line": line, "form": (errors or {}).get(line.product.pk) or QuantityForm(
@@ -52,7 +54,7 @@ def _render_cart(request: HttpRequest, *, errors: dict | None = None, status: in
 @require_POST
 def cart_update(request: HttpRequest, product_id: int) -> HttpResponse:
     product = get_object_or_404(Product.objects.active(), pk=product_id)
-    cart = Cart(request.session)
+    cart = Cart.of(request)
     form = QuantityForm(request.POST, product=product, replace=True, prefix=f"p{product.pk}")
     if not form.is_valid():
         return _render_cart(request, errors={product.pk: form}, status=400)
@@ -63,15 +65,14 @@ def cart_update(request: HttpRequest, product_id: int) -> HttpResponse:
 
 @require_POST
 def cart_remove(request: HttpRequest, product_id: int) -> HttpResponse:
-    Cart(request.session).remove(product_id)
+    Cart.of(request).remove(product_id)
     messages.success(request, "Removed the item from your cart.")
     return redirect("shop:cart")
 
 
 @require_http_methods(["GET", "POST"])
 def checkout(request: HttpRequest) -> HttpResponse:
-    cart = Cart(request.session)
-    lines = cart.lines()
+    cart = Cart.of(request)
     if request.method == "POST":
         form = CheckoutForm(request.POST)
         if form.is_valid():
@@ -87,7 +88,8 @@ def checkout(request: HttpRequest) -> HttpResponse:
                         postal_code=data["postal_code"],
                         country=data["country"],
                     ),
-                    lines=[LineRequest(product_id=line.product.pk, quantity=line.quantity) for line in lines],
+                    # The order service reads the catalog itself: no need to load the cart's products first.
+                    lines=[LineRequest(product_id=pk, quantity=qty) for pk, qty in cart.quantities().items()],
                     checkout_token=data["checkout_token"],
                 )
             except OrderError as exc:
@@ -96,7 +98,9 @@ def checkout(request: HttpRequest) -> HttpResponse:
                 cart.clear()
                 return redirect(order.get_absolute_url())
         status = 400
+        lines = cart.lines()
     else:
+        lines = cart.lines()
         if not lines:
             messages.info(request, "Your cart is empty.")
             return redirect("shop:cart")

@@ -7,7 +7,11 @@ pytestmark = pytest.mark.django_db
 
 
 def cart_of(client) -> dict:
-    return client.session.get("cart", {})
+    """What the cart cookie holds (a deleted cookie is an empty string)."""
+    from shop.cart import _parse
+
+    cookie = client.cookies.get("cart")
+    return _parse(cookie.value) if cookie is not None and cookie.value else {}
 
 
 def test_add_change_and_remove(client):
@@ -61,8 +65,37 @@ def test_unknown_or_inactive_product_is_404_and_get_is_refused(client):
     assert client.get(reverse("shop:cart-add", args=[inactive.pk])).status_code == 405
 
 
-def test_a_corrupt_session_cart_is_treated_as_empty(client):
-    session = client.session
-    session["cart"] = ["not", "a", "dict"]
-    session.save()
-    assert client.get(reverse("shop:cart")).status_code == 200
+def test_a_corrupt_or_forged_cart_cookie_is_treated_as_empty(client):
+    product = ProductFactory(stock=5)
+    for value in ["not-signed", '{"1": 5}', ""]:
+        client.cookies["cart"] = value
+        page = client.get(reverse("shop:cart"))
+        assert page.status_code == 200 and "Your cart is empty" in page.content.decode()
+    client.post(reverse("shop:cart-add", args=[product.pk]), {"quantity": "2"})
+    assert cart_of(client) == {str(product.pk): 2}
+
+
+def test_the_cart_costs_no_session_query(client, django_assert_num_queries):
+    product = ProductFactory(stock=5)
+    with django_assert_num_queries(1):  # the product, nothing for the cart or a session
+        client.post(reverse("shop:cart-add", args=[product.pk]), {"quantity": "1"})
+    with django_assert_num_queries(1):  # the cart's products
+        assert "Cart <span class=\"badge\" data-testid=\"cart-count\">1</span>" in client.get(
+            reverse("shop:cart")).content.decode()
+    assert "sessionid" not in client.cookies
+
+
+def test_a_full_cart_refuses_another_product(client, settings):
+    from shop import cart
+
+    products = ProductFactory.create_batch(3, stock=5)
+    original = cart.MAX_LINES
+    cart.MAX_LINES = 2
+    try:
+        for product in products[:2]:
+            client.post(reverse("shop:cart-add", args=[product.pk]), {"quantity": "1"})
+        response = client.post(reverse("shop:cart-add", args=[products[2].pk]), {"quantity": "1"})
+    finally:
+        cart.MAX_LINES = original
+    assert response.status_code == 400 and "Your cart is full" in response.content.decode()
+    assert len(cart_of(client)) == 2

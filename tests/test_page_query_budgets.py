@@ -1,0 +1,92 @@
+"""SQL statements per customer request, asserted exactly so that waste cannot creep back (issue 17).
+
+The figures are what a paid checkout costs the web server request by request
+(bench/checkout_profile.py prints the same on a real server). Inside a test
+every transaction is a savepoint of the test's own, so each atomic block
+counts its SAVEPOINT and RELEASE here; on a real server they are a BEGIN and
+a COMMIT instead.
+"""
+
+import re
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from payments.models import Payment
+from tests.payments.test_webhooks import deliver, event_body
+from tests.psp import CARDS
+from tests.shop.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+ADDRESS = {"email": "ada@example.com", "full_name": "Ada Lovelace", "address_line1": "1 Analytical Way",
+           "city": "London", "postal_code": "N1 7AA", "country": "GB"}
+
+
+def place_order(client, product) -> str:
+    client.post(reverse("shop:cart-add", args=[product.pk]), {"quantity": "1"})
+    response = client.post(reverse("shop:checkout"), {**ADDRESS, "checkout_token": str(uuid.uuid4())})
+    return response["Location"]
+
+
+@pytest.fixture
+def product():
+    return ProductFactory(stock=50)
+
+
+def test_storefront_pages(client, product, django_assert_num_queries):
+    with django_assert_num_queries(1):  # the product
+        client.get(product.get_absolute_url())
+    with django_assert_num_queries(1):  # the product; the cart is a cookie
+        client.post(reverse("shop:cart-add", args=[product.pk]), {"quantity": "1"})
+    with django_assert_num_queries(1):  # the cart's products
+        client.get(reverse("shop:cart"))
+    with django_assert_num_queries(1):
+        client.get(reverse("shop:checkout"))
+    # token check, products, stock update, order, lines, audit row, and the transaction's savepoint pair
+    with django_assert_num_queries(8):
+        response = client.post(reverse("shop:checkout"), {**ADDRESS, "checkout_token": str(uuid.uuid4())})
+    with django_assert_num_queries(3):  # the order, its lines, its payments
+        client.get(response["Location"])
+
+
+def test_paying_on_the_hosted_page(client, product, psp, django_assert_num_queries):
+    order_url = place_order(client, product)
+    number, token = re.match(r"^/orders/([^/]+)/([^/]+)/$", order_url).groups()
+    # order, lock, open-payment check, payment + audit row; read it back; PSP call log; locks, audit row, save
+    with django_assert_num_queries(15):
+        response = client.post(reverse("payments:pay-hosted", args=[number, token]))
+    payment = Payment.objects.get()
+    psp.pay_on_hosted_page(response["Location"])  # the webhook cannot reach the test server
+    with django_assert_num_queries(10):  # read, PSP call log, locks, capture, order paid, audit rows, save
+        status = client.get(reverse("payments:return", args=[payment.pk]))
+    with django_assert_num_queries(1):
+        client.get(status["Location"])
+    with django_assert_num_queries(1):
+        client.get(reverse("payments:status-json", args=[payment.pk]))
+
+
+def test_paying_with_the_card_form(client, product, psp, django_assert_num_queries):
+    order_url = place_order(client, product)
+    number, token = re.match(r"^/orders/([^/]+)/([^/]+)/$", order_url).groups()
+    card_token = psp.token(CARDS["success"])
+    with django_assert_num_queries(7):  # order, lock, open-payment check, payment + audit row (charge: worker)
+        client.post(reverse("payments:pay-direct", args=[number, token]), {"card_token": card_token})
+
+
+def test_a_webhook_that_settles_and_its_duplicate(client, product, psp, django_assert_num_queries):
+    order_url = place_order(client, product)
+    number, token = re.match(r"^/orders/([^/]+)/([^/]+)/$", order_url).groups()
+    client.post(reverse("payments:pay-hosted", args=[number, token]))
+    payment = Payment.objects.get()
+    body = event_body(payment, "captured")
+    with django_assert_num_queries(13):  # event, find, locks, capture, order paid, audit rows, save, mark applied
+        deliver(client, body)
+    # The insert that finds the duplicate, and reading the first; in a web request the insert runs alone
+    # (autocommit), here inside the test's transaction it needs a savepoint (3 more).
+    with django_assert_num_queries(5):
+        assert deliver(client, body).json()["status"] == "duplicate"
+    # Another event with the same news: stored (with its savepoint pair here), found, marked applied; no lock.
+    with django_assert_num_queries(5):
+        deliver(client, event_body(payment, "captured"))
