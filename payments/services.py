@@ -206,9 +206,12 @@ def _enqueue_charge(payment_id: uuid.UUID) -> None:
 
 # -- step 2: calls ---------------------------------------------------------------
 
-def payment_open_session(*, payment_id: uuid.UUID) -> Payment:
-    """Create the PSP's hosted page for a `created` payment and apply the answer."""
-    payment = Payment.objects.select_related("order").get(pk=payment_id)
+def payment_open_session(*, payment_id: uuid.UUID, payment: Payment | None = None) -> Payment:
+    """Create the PSP's hosted page for a `created` payment and apply the answer.
+
+    `payment` (with its order) saves reading it again when the caller has just created it.
+    """
+    payment = payment if payment is not None else Payment.objects.select_related("order").get(pk=payment_id)
     if payment.state != S.CREATED:
         return payment
     result = gateway_for(payment).create_session(_payment_request(payment))
@@ -314,16 +317,24 @@ def payment_apply_result(
     counted_check: bool = False,
     cancel_means_expire: bool = False,
 ) -> Payment:
-    """Apply what the PSP said to a payment, under row locks. Safe to repeat."""
+    """Apply what the PSP said to a payment, under row locks. Safe to repeat.
+
+    The order is locked too (before the payment, as everywhere) when the
+    answer can change it: a capture marks it paid, a refund refunds it. Any
+    other answer changes the payment alone, so only its row is locked.
+    """
     with transaction.atomic():
-        order, payment = lock_payment(payment_id, order_id)
+        if result.status == PspStatus.CAPTURED or result.refunds:
+            order, payment = lock_payment(payment_id, order_id)
+        else:
+            order, payment = None, Payment.objects.select_for_update().get(pk=payment_id)
         before = _field_values(payment)
         _apply(order, payment, result, source=source, actor=actor, reason=reason,
                cancel_means_expire=cancel_means_expire)
         if counted_check:
             payment.check_count += 1
-        elif not payment.is_open and _field_values(payment) == before:
-            return payment  # a repeat for a final payment (a duplicate webhook): nothing to write
+        elif _field_values(payment) == before:
+            return payment  # a repeat (a duplicate webhook, a replayed answer): nothing to write
         now = timezone.now()
         payment.next_check_at = now + next_check_delay(payment.check_count) if payment.is_open else None
         payment.save()
@@ -335,22 +346,26 @@ def _field_values(payment: Payment) -> tuple:
 
 
 def payment_result_is_news(payment: Payment, result: GatewayResult) -> bool:
-    """False when a PSP answer can change nothing for this final payment (read without a lock).
+    """False when a PSP answer repeats what we hold for this payment (read without a lock).
 
-    A final payment only moves by a refund or a staff correction, so a repeat
-    of its own outcome without refunds (the webhook after the PSP's response
-    or the return page already applied it) needs no lock and no write.
-    Anything else is news, and payment_apply_result looks at it under locks.
+    A repeat of the payment's own state, with no refunds and nothing we lack
+    (the webhook after the PSP's response or the return page already applied
+    it), changes nothing however the payment moves meanwhile: a payment never
+    steps back, so it needs no lock and no write. Anything else is news, and
+    payment_apply_result looks at it under locks.
     """
-    if payment.is_open or result.refunds or (result.psp_reference and not payment.psp_reference):
+    if result.refunds or (result.psp_reference and not payment.psp_reference):
+        return True
+    if result.redirect_url and payment.is_open and result.redirect_url != payment.redirect_url:
         return True
     if result.status == PspStatus.CAPTURED:
         return payment.state not in CAPTURED_STATES
     return _STATE_FOR.get(result.status) != payment.state
 
 
-def _apply(order: Order, payment: Payment, result: GatewayResult, *, source: str, actor, reason: str,
+def _apply(order: Order | None, payment: Payment, result: GatewayResult, *, source: str, actor, reason: str,
            cancel_means_expire: bool) -> None:
+    """Apply an answer to a locked payment; `order` is locked (not None) when the answer is a capture or refunds."""
     if result.psp_reference and not payment.psp_reference:
         payment.psp_reference = result.psp_reference
     if result.redirect_url and payment.is_open:

@@ -47,7 +47,7 @@ def pay_hosted(request: HttpRequest, number: str, token: str) -> HttpResponse:
         messages.error(request, exc.message)
         return redirect(order.get_absolute_url())
     if created:
-        payment = payment_open_session(payment_id=payment.pk)
+        payment = payment_open_session(payment_id=payment.pk, payment=payment)
     return _next_step(payment)
 
 
