@@ -71,7 +71,7 @@ class ShopProcesses:
         if done.returncode != 0:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
 
-    def start(self) -> ShopProcesses:
+    def start(self, *, worker: bool = True) -> ShopProcesses:
         (self.folder / "var").mkdir(parents=True, exist_ok=True)
         try:
             self.psp = SimulatorProcess(self.folder / "psp.sqlite3", self.folder / "psp.log",
@@ -86,13 +86,17 @@ class ShopProcesses:
                        "--workers", str(self.web_workers), "--bind", f"127.0.0.1:{self.web_port}",
                        "--no-control-socket", "--timeout", "60", "--graceful-timeout", "5"]
             self.web = ManagedProcess("web", cmd, self.env(), self.web_log).start()
-            self.worker = ManagedProcess("worker", [PYTHON, "manage.py", "qcluster"], self.env(),
-                                         self.folder / "worker.log").start()
+            if worker:
+                self.start_worker()
             _wait_http(f"{self.url}/", 60, self.web.proc, self.web_log)
         except Exception:
             self.stop()
             raise
         return self
+
+    def start_worker(self) -> None:
+        self.worker = ManagedProcess("worker", [PYTHON, "manage.py", "qcluster"], self.env(),
+                                     self.folder / "worker.log").start()
 
     def web_pids(self) -> list[int]:
         """The processes that hold sockets: gunicorn's workers, or runserver itself."""
