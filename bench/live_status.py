@@ -102,6 +102,7 @@ async def listen(w: Waiter, shop: ShopProcesses, opened: asyncio.Event, count: l
     try:
         async with websockets.connect(url, origin=shop.url, open_timeout=60, ping_interval=None) as ws:
             count[0] += 1
+            ws_ports.add(ws.local_address[1])
             if count[0] == count[1]:
                 opened.set()
             async with asyncio.timeout(max(1, deadline - time.time())):
@@ -137,12 +138,16 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+ws_ports: set[int] = set()  # the benchmark's own WebSocket ends
+
+
 def established_sockets(pid: int, port: int) -> int:
-    """TCP connections on the shop's port that this process holds (Linux /proc)."""
+    """The benchmark's WebSockets that this web process holds (Linux /proc)."""
     inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         parts = line.split()
-        if int(parts[1].split(":")[1], 16) == port and parts[3] == "01":
+        local, remote = int(parts[1].split(":")[1], 16), int(parts[2].split(":")[1], 16)
+        if local == port and remote in ws_ports and parts[3] == "01":
             inodes.add(parts[9])
     held = 0
     for fd in Path(f"/proc/{pid}/fd").iterdir():
