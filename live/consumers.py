@@ -18,6 +18,8 @@ from live.selectors import live_snapshot
 from live.tokens import live_token_allows
 
 logger = logging.getLogger(__name__)
+# Not thread_sensitive: a socket's first read must not queue behind the process's sync views.
+_read_snapshot = database_sync_to_async(live_snapshot, thread_sensitive=False)
 
 # Close codes the page understands (static/js/live-status.js).
 CLOSE_FINAL = 1000          # the payment is final: nothing more will come
@@ -57,7 +59,7 @@ class PaymentStatusConsumer(AsyncWebsocketConsumer):
             # Subscribe before reading the snapshot, so nothing committed in between is missed.
             await self.channel_layer.group_add(payment_group(payment_id), self.channel_name)
             self._grouped = True
-        snapshot = await database_sync_to_async(live_snapshot)(payment_id)
+        snapshot = await _read_snapshot(payment_id)
         if snapshot is None:
             await self.close()
             return

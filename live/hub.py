@@ -78,7 +78,8 @@ class Hub:
             if not self.watchers:
                 break
             try:
-                changes = await database_sync_to_async(live_changes)(dict(self.cursors))
+                # Not thread_sensitive: the tail must not queue behind the process's sync views.
+                changes = await _read_changes(dict(self.cursors))
             except Exception:  # the database may be restarting: try again next tick
                 logger.warning("live status: reading the audit rows failed; retrying", exc_info=True)
                 continue
@@ -87,7 +88,13 @@ class Hub:
                 if payment_id in self.cursors:
                     self.cursors[payment_id] = max(self.cursors[payment_id], message["seq"])
                 for watcher in list(self.watchers.get(payment_id, ())):
-                    await watcher.offer(message)
+                    try:
+                        await watcher.offer(message)
+                    except Exception:  # one broken socket must not stop the others
+                        logger.warning("live status: could not send to a socket", exc_info=True)
+                        self.unwatch(watcher, payment_id)
 
+
+_read_changes = database_sync_to_async(live_changes, thread_sensitive=False)
 
 hub = Hub()

@@ -4,6 +4,36 @@
 // open or drops, polling (payment-status.js) takes over and the socket is
 // tried again with back-off; once it is back, polling stops.
 (function () {
+  // The order page while a payment is open: reload it when the payment moves,
+  // so that it shows the outcome (and the Pay form again after a decline).
+  var marker = document.querySelector("[data-live-reload]");
+  if (marker && !document.getElementById("payment-status")) {
+    var wait = 1000;
+    var watch = function () {
+      var socket;
+      try {
+        socket = new WebSocket((window.location.protocol === "https:" ? "wss://" : "ws://") +
+                               window.location.host + marker.dataset.livePath);
+      } catch (e) { return; }
+      socket.onopen = function () { wait = 1000; };
+      socket.onmessage = function (event) {
+        var data;
+        try { data = JSON.parse(event.data); } catch (e) { return; }
+        if (data.type === "status" && (data.state !== marker.dataset.state ||
+                                       (data.action_url || "") !== (marker.dataset.actionUrl || ""))) {
+          marker.dataset.state = "reloading";
+          window.location.reload();
+        }
+      };
+      socket.onclose = function (event) {
+        if (marker.dataset.state === "reloading" || event.code === 1000 || event.code === 4408) { return; }
+        window.setTimeout(watch, wait);
+        wait = Math.min(wait * 2, 30000);
+      };
+    };
+    watch();
+    return;
+  }
   var box = document.getElementById("payment-status");
   if (!box || !box.dataset.livePath) { return; }
   var polling = window.reckonPolling;

@@ -86,9 +86,11 @@ def test_with_websocket_blocked_the_polling_fallback_still_gets_there(page: Page
     assert polls
 
 
-def test_leaving_while_the_card_payment_is_confirmed_asks_first(page: Page, shop):
-    Simulator(shop.psp.url).faults(async_delay_ms=60000)  # stays pending during the test
+def test_leaving_while_the_card_payment_is_confirmed_asks_first_and_the_order_page_follows(page: Page, shop):
+    psp = Simulator(shop.psp.url)
+    psp.faults(async_delay_ms=60000)  # stays pending until the test completes it
     check_out_and_pay(page, shop)
+    payment_id = page.url.rstrip("/").rsplit("/", 1)[1]
     expect(page.get_by_test_id("payment-state")).to_have_text("Waiting for confirmation")
     page.get_by_test_id("payment-message").click()  # the browser asks only on a page the person touched
     dialogs = []
@@ -101,5 +103,9 @@ def test_leaving_while_the_card_payment_is_confirmed_asks_first(page: Page, shop
     page.get_by_test_id("order-link").click()
     expect(page.get_by_test_id("order-state")).to_have_text("Awaiting payment")
     assert dialogs == ["beforeunload"]
-    # The order page offers no second payment while this one is open.
+    # The order page offers no second payment while this one is open...
     expect(page.get_by_test_id("pay-card")).to_have_count(0)
+    # ...and shows the outcome by itself when the PSP settles it.
+    transaction = next(t for t in psp.transactions() if t["merchant_reference"] == payment_id)
+    psp.complete(transaction["id"])
+    expect(page.get_by_test_id("order-state")).to_have_text("Paid", timeout=10000)
