@@ -91,7 +91,7 @@ def test_leaving_while_the_card_payment_is_confirmed_asks_first_and_the_order_pa
     psp.faults(async_delay_ms=60000)  # stays pending until the test completes it
     check_out_and_pay(page, shop)
     payment_id = page.url.rstrip("/").rsplit("/", 1)[1]
-    expect(page.get_by_test_id("payment-state")).to_have_text("Waiting for confirmation")
+    expect(page.get_by_test_id("payment-state")).to_have_text("Waiting for confirmation", timeout=20000)
     page.get_by_test_id("payment-message").click()  # the browser asks only on a page the person touched
     dialogs = []
 

@@ -2,12 +2,18 @@
 
 import asyncio
 import json
+import shutil
+import socket
+import subprocess
+import time
 
 import pytest
 import requests
 import websockets
 
-from bench.live_stack import card_token, check_out, live_path, pay_by_card
+from bench.live_stack import ShopProcesses, card_token, check_out, live_path, pay_by_card
+from psp_simulator.process import free_port
+from tests.live.aio import run
 from tests.psp import CARDS, Simulator
 
 pytestmark = pytest.mark.slow
@@ -37,7 +43,7 @@ def test_a_socket_receives_captured_pushed_by_the_worker_with_no_poll(shop_proce
         status_path = pay_by_card(session, shop.url, order_path, token)
         page = session.get(shop.url + status_path, timeout=30)
         url = shop.url.replace("http://", "ws://") + live_path(page.text)
-        seen = asyncio.run(_listen(url, shop.url, until="captured"))
+        seen = run(_listen(url, shop.url, until="captured"))
     finally:
         psp.faults(latency_ms=0)
     assert seen[0]["state"] == "created" and seen[0]["final"] is False
@@ -67,5 +73,47 @@ def test_a_token_for_another_payment_opens_nothing(shop_processes):
         except websockets.InvalidStatus as exc:
             return exc.response.status_code
 
-    assert asyncio.run(attempt(other, shop.url)) == 403
-    assert asyncio.run(attempt(path, "http://evil.example")) == 403
+    assert run(attempt(other, shop.url)) == 403
+    assert run(attempt(path, "http://evil.example")) == 403
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    binary = shutil.which("redis-server")
+    if not binary:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_with_redis_the_workers_capture_is_published_after_commit(redis_url, tmp_path):
+    # The tail is made far too slow to be what delivers: the push comes through channels-redis.
+    shop = ShopProcesses(folder=tmp_path, env={"REDIS_URL": redis_url, "LIVE_TAIL_INTERVAL_MS": "60000"}).start()
+    try:
+        session = requests.Session()
+        session.trust_env = False
+        order_path = check_out(session, shop.url)
+        token = card_token(shop.psp.url, CARDS["success"])
+        Simulator(shop.psp.url).faults(latency_ms=1500)
+        status_path = pay_by_card(session, shop.url, order_path, token)
+        page = session.get(shop.url + status_path, timeout=30)
+        url = shop.url.replace("http://", "ws://") + live_path(page.text)
+        seen = run(_listen(url, shop.url, until="captured", timeout=15))
+    finally:
+        shop.stop()
+    assert [m["state"] for m in seen] == ["created", "captured"]

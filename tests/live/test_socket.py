@@ -16,6 +16,7 @@ from live.tokens import live_token_for
 from orders.models import TransitionSource
 from payments.gateways.base import GatewayResult, PspStatus
 from payments.services import payment_apply_result
+from tests.live.aio import run
 from tests.payments.factories import start_payment
 
 ORIGIN = (b"origin", b"http://testserver")
@@ -37,10 +38,6 @@ def application():
 
 def communicator(payment, *, path=None, origin=ORIGIN):
     return WebsocketCommunicator(application(), path or live_status_path(payment.pk), headers=[origin] if origin else [])
-
-
-def run(coro):
-    return asyncio.run(coro)
 
 
 def capture(payment):
