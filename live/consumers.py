@@ -59,7 +59,11 @@ class PaymentStatusConsumer(AsyncWebsocketConsumer):
             # Subscribe before reading the snapshot, so nothing committed in between is missed.
             await self.channel_layer.group_add(payment_group(payment_id), self.channel_name)
             self._grouped = True
-        snapshot = await _read_snapshot(payment_id)
+        try:
+            snapshot = await _read_snapshot(payment_id)
+        except Exception:  # the database is away: refuse, the page polls and tries again
+            logger.warning("live status: could not read payment %s for a socket", payment_id, exc_info=True)
+            snapshot = None
         if snapshot is None:
             await self.close()
             return

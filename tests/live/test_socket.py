@@ -224,3 +224,23 @@ def test_the_tail_is_one_query_per_tick_whatever_the_number_of_watched_payments(
         changes = live_changes(cursors)
     assert list(changes) == [capture_target.pk]
     assert changes[capture_target.pk]["state"] == "captured"
+
+
+def test_a_socket_opened_while_the_database_is_away_is_refused_and_frees_its_place(monkeypatch):
+    from django.db import OperationalError
+
+    import live.consumers
+
+    payment = start_payment()
+
+    async def database_away(payment_id):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(live.consumers, "_read_snapshot", database_away)
+
+    async def scenario():
+        ws = communicator(payment)
+        return (await ws.connect())[0]
+
+    assert run(scenario()) is False
+    assert not hub.per_address and hub.sockets == 0
