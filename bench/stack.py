@@ -1,7 +1,8 @@
 """The real stack on 127.0.0.1, for the chaos run and the throughput benchmark.
 
 A throwaway PostgreSQL (with pg_stat_statements), the PSP simulator, gunicorn
-with several workers and the django-q2 cluster. Every process is started in a
+with several uvicorn workers (config.asgi, as in production) and the django-q2
+cluster. Every process is started in a
 folder of its own under /tmp and stopped by `Stack.stop()`, also after a
 failure or Ctrl-C. Each kind of process connects to PostgreSQL as its own role
 (reckon_web, reckon_worker, reckon_ops) so that pg_stat_statements can say who
@@ -288,7 +289,9 @@ class Stack:
         if self.has_command("setup_schedules"):
             self.manage("setup_schedules")
         self.web = ManagedProcess("gunicorn", [
-            GUNICORN, "config.wsgi", "--workers", str(self.config.web_workers), "--bind", f"127.0.0.1:{self.web_port}",
+            # The production layout (README "Deploying"): config.asgi under gunicorn with uvicorn workers.
+            GUNICORN, "config.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
+            "--workers", str(self.config.web_workers), "--bind", f"127.0.0.1:{self.web_port}",
             "--no-control-socket", "--timeout", "60", "--graceful-timeout", "5", "--backlog", "256",
         ], self.env("reckon_web"), self.folder / "gunicorn.log").start()
         env = self.env("reckon_worker")

@@ -1,6 +1,23 @@
+"""ASGI entry point: HTTP (Django) and WebSocket (the live payment status) on one port.
+
+`manage.py runserver` serves it through daphne; production runs it under
+gunicorn with uvicorn workers (README, "Deploying").
+"""
+
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-application = get_asgi_application()
+# Django first: it configures settings and apps before the consumers are imported.
+django_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from live.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_application,
+    "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+})

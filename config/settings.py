@@ -28,6 +28,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG el
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
+    "daphne",  # first: its runserver serves HTTP and WebSocket (config/asgi.py)
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "shop",
     "orders",
     "payments",
+    "live",
 ]
 
 MIDDLEWARE = [
@@ -234,3 +236,20 @@ Q_CLUSTER = {
 if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
     raise ImproperlyConfigured("Q_RETRY must be larger than Q_TIMEOUT, or a slow task is handed out twice.")
 
+
+# --- Live payment status (WebSocket, live/) ----------------------------------
+# With REDIS_URL the channel layer is Redis and every transition is also
+# published right after its commit; the per-process tail of the audit rows is
+# the guarantee in every setup (docs/architecture.md, "Live status").
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                  "CONFIG": {"hosts": [REDIS_URL], "prefix": "reckon:live:"}}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+LIVE_PUBLISH = env_bool("LIVE_PUBLISH", bool(REDIS_URL))
+LIVE_TAIL_INTERVAL_MS = env_int("LIVE_TAIL_INTERVAL_MS", 250)
+LIVE_SOCKETS_PER_ADDRESS = env_int("LIVE_SOCKETS_PER_ADDRESS", 20)
+LIVE_IDLE_SECONDS = env_int("LIVE_IDLE_SECONDS", 900)
+LIVE_MAX_MESSAGE_BYTES = env_int("LIVE_MAX_MESSAGE_BYTES", 1024)
+LIVE_TOKEN_MAX_AGE_SECONDS = env_int("LIVE_TOKEN_MAX_AGE_SECONDS", 2 * 24 * 3600)
