@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "django_fsm",
+    "django_countries",
     "shop",
     "orders",
     "payments",

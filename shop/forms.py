@@ -2,6 +2,7 @@ import uuid
 
 from django import forms
 from django.conf import settings
+from django_countries import countries
 
 
 class QuantityForm(forms.Form):
@@ -39,6 +40,10 @@ class QuantityForm(forms.Form):
         return total
 
 
+def _country_choices() -> list[tuple[str, str]]:
+    return [("", "Choose a country"), *countries]
+
+
 class CheckoutForm(forms.Form):
     email = forms.EmailField(max_length=254)
     full_name = forms.CharField(max_length=200, label="Full name")
@@ -46,14 +51,12 @@ class CheckoutForm(forms.Form):
     address_line2 = forms.CharField(max_length=200, required=False, label="Address (line 2)")
     city = forms.CharField(max_length=100)
     postal_code = forms.CharField(max_length=20, label="Postal code")
-    country = forms.RegexField(
-        regex=r"^[A-Za-z]{2}$",
-        max_length=2,
-        help_text="Two-letter country code, such as DE or FR.",
-        error_messages={"invalid": "Enter a two-letter country code, such as DE."},
+    # A real list, checked on the server: a free box turned "Germany" into "GE" (Georgia).
+    country = forms.TypedChoiceField(
+        choices=_country_choices,
+        error_messages={"required": "Choose your country.",
+                        "invalid_choice": "Choose your country from the list."},
     )
+
     # One-time token: a double-submitted form creates one order.
     checkout_token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
-
-    def clean_country(self) -> str:
-        return self.cleaned_data["country"].upper()

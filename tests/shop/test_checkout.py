@@ -9,7 +9,7 @@ from tests.shop.factories import ProductFactory
 pytestmark = pytest.mark.django_db
 
 ADDRESS = {"email": "ada@example.com", "full_name": "Ada Lovelace", "address_line1": "1 Analytical Way",
-           "city": "London", "postal_code": "N1 7AA", "country": "gb"}
+           "city": "London", "postal_code": "N1 7AA", "country": "GB"}
 
 
 def fill_cart(client, product, quantity=2):
@@ -52,8 +52,30 @@ def test_checkout_form_errors_name_the_field(client):
                                                       "checkout_token": str(uuid.uuid4())})
     assert response.status_code == 400
     body = response.content.decode()
-    assert "Enter a valid email address." in body and "two-letter country code" in body
+    assert "Enter a valid email address." in body and "Choose your country from the list." in body
     assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize("typed", ["Germany", "gb", "XX", ""])
+def test_checkout_takes_a_country_from_the_list_only(client, typed):
+    # "Germany" in a free two-letter box once became "GE", Georgia.
+    fill_cart(client, ProductFactory(), 1)
+    response = client.post(reverse("shop:checkout"), {**ADDRESS, "country": typed,
+                                                      "checkout_token": str(uuid.uuid4())})
+    assert response.status_code == 400
+    assert "Choose your country" in response.content.decode()
+    assert Order.objects.count() == 0
+
+
+def test_checkout_offers_countries_by_name_and_the_order_page_shows_the_name(client):
+    fill_cart(client, ProductFactory(), 1)
+    page = client.get(reverse("shop:checkout")).content.decode()
+    assert '<option value="DE">Germany</option>' in page and '<option value="GE">Georgia</option>' in page
+    response = client.post(reverse("shop:checkout"), {**ADDRESS, "country": "DE",
+                                                      "checkout_token": str(uuid.uuid4())})
+    order = Order.objects.get()
+    assert order.country == "DE"
+    assert "Germany" in client.get(response["Location"]).content.decode()
 
 
 def test_checkout_when_stock_ran_out_meanwhile_says_so(client):
