@@ -198,6 +198,40 @@ def payment_start(*, order_id: int, flow: str, card_token: str = "", gateway_nam
     return payment, True
 
 
+class PaymentSwitchRefused(PaymentError):
+    """The open payment could not be stopped, so no second one was started."""
+
+
+def payment_switch_to_card(*, order_id: int, card_token: str) -> tuple[Payment, bool]:
+    """Pay by card instead of the open payment that waits for the customer at the PSP ("pay another way").
+
+    The open payment is cancelled at the PSP first; only when the PSP
+    confirms that it is cancelled does the card payment start, so an order
+    never has two live payments (the partial unique constraint stands behind
+    this). If the PSP reports the open payment captured meanwhile, that
+    payment is returned and no card payment starts. Returns (payment, created)
+    like payment_start.
+    """
+    open_payment = Payment.objects.filter(order_id=order_id, state__in=OPEN_STATES).first()
+    if open_payment is not None:
+        if open_payment.state != S.PENDING or not open_payment.redirect_url:
+            raise PaymentSwitchRefused(
+                "We are still confirming your earlier payment with the payment provider, so we cannot start "
+                "another one yet. You will not be charged twice; please check again in a minute.")
+        try:
+            stopped = payment_cancel(payment_id=open_payment.pk, source=TransitionSource.CUSTOMER,
+                                     reason="Customer chose to pay another way")
+        except PaymentError:  # it settled meanwhile (a webhook, the sweep)
+            stopped = Payment.objects.get(pk=open_payment.pk)
+        if stopped.state in CAPTURED_STATES:
+            return stopped, False
+        if stopped.is_open:
+            raise PaymentSwitchRefused(
+                "The payment provider has not confirmed that your payment on its page is stopped, so we did not "
+                "charge your card. Please try again in a moment, or finish paying on the payment page.")
+    return payment_start(order_id=order_id, flow=Payment.Flow.DIRECT, card_token=card_token)
+
+
 def _enqueue_charge(payment_id: uuid.UUID) -> None:
     from django_q.tasks import async_task
 
@@ -333,6 +367,8 @@ def _apply(order: Order, payment: Payment, result: GatewayResult, *, source: str
         payment.psp_reference = result.psp_reference
     if result.redirect_url and payment.is_open:
         payment.redirect_url = result.redirect_url
+    if result.card_last4 and not payment.card_last4:
+        payment.card_brand, payment.card_last4 = result.card_brand, result.card_last4
     status = result.status
     if status == PspStatus.UNKNOWN and payment.state == S.CREATED:
         _transition(payment, "mark_unknown", source=source, actor=actor,

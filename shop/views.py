@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from orders.services import CustomerDetails, LineRequest, OrderError, order_create
@@ -33,6 +34,7 @@ def cart_add(request: HttpRequest, product_id: int) -> HttpResponse:
     return redirect("shop:cart")
 
 
+@never_cache
 def cart_detail(request: HttpRequest) -> HttpResponse:
     return _render_cart(request)
 
@@ -68,6 +70,7 @@ def cart_remove(request: HttpRequest, product_id: int) -> HttpResponse:
     return redirect("shop:cart")
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def checkout(request: HttpRequest) -> HttpResponse:
     cart = Cart(request.session)
