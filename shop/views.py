@@ -58,6 +58,10 @@ def cart_update(request: HttpRequest, product_id: int) -> HttpResponse:
     form = QuantityForm(request.POST, product=product, replace=True, prefix=f"p{product.pk}")
     if not form.is_valid():
         return _render_cart(request, errors={product.pk: form}, status=400)
+    if form.cleaned_data["quantity"] == 0:
+        cart.remove(product.pk)
+        messages.success(request, f"Removed {product.name} from your cart.")
+        return redirect("shop:cart")
     cart.set(product, form.cleaned_data["quantity"])
     messages.success(request, f"Updated the quantity of {product.name}.")
     return redirect("shop:cart")

@@ -92,3 +92,20 @@ def test_checkout_with_an_empty_cart_goes_back_to_the_cart(client):
     assert client.get(reverse("shop:checkout"))["Location"] == reverse("shop:cart")
     response = client.post(reverse("shop:checkout"), {**ADDRESS, "checkout_token": str(uuid.uuid4())})
     assert response.status_code == 400 and "Your cart is empty" in response.content.decode()
+
+
+def test_checkout_errors_are_summarised_and_tied_to_their_fields(client):
+    fill_cart(client, ProductFactory(), 1)
+    response = client.post(reverse("shop:checkout"), {**ADDRESS, "email": "nope", "city": "",
+                                                      "checkout_token": str(uuid.uuid4())})
+    body = response.content.decode()
+    assert 'data-error-summary' in body and "Please correct these 2 to place your order" in body
+    assert '<a href="#id_email">' in body and '<a href="#id_city">' in body
+    assert 'aria-describedby="id_email_error"' in body and 'id="id_email_error"' in body
+    assert body.count("Enter a valid email address.") == 2  # in the summary and under its field
+
+
+@pytest.mark.parametrize("name", ["shop:checkout", "shop:cart"])
+def test_checkout_and_cart_are_never_stored_by_the_browser(client, name):
+    fill_cart(client, ProductFactory(), 1)
+    assert "no-store" in client.get(reverse(name))["Cache-Control"]
