@@ -14,7 +14,7 @@ from django.urls import path
 from payments.console import evidence_admin  # noqa: F401 - registers the other console admins
 from payments.console.base_admin import MAX_BULK_ACTIONS, ReadOnlyAdmin
 from payments.console.display import PaymentColumns, admin_link, age
-from payments.console.filters import GatewayFilter, OpenDiscrepancyFilter, StuckFilter, payment_search
+from payments.console.filters import GatewayFilter, OpenDiscrepancyFilter, OpenFilter, StuckFilter, payment_search
 from payments.console.forms import ReasonForm, RefundForm, ResolveForm
 from payments.console.pages import form_errors_message, posted_data, render_action_form
 from payments.console.timeline import payment_timeline
@@ -32,7 +32,7 @@ class PaymentAdmin(PaymentColumns, ReadOnlyAdmin):
     list_display = ["short_id", "state_badge", "age", "amount", "order_number", "customer_email", "gateway",
                     "psp_reference"]
     list_display_links = ["short_id"]
-    list_filter = ["state", GatewayFilter, StuckFilter, OpenDiscrepancyFilter, ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["state", GatewayFilter, OpenFilter, StuckFilter, OpenDiscrepancyFilter, ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["order"]
     # Only the age is sortable: an index serves it; sorting a million rows by anything else would not be fast.
     sortable_by = ["age"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from orders.models import Order
@@ -94,6 +94,38 @@ def open_payment_for_order(order_id: int) -> Payment | None:
 
 
 # -- the worker's queries (payments/sweeps.py) and the stuck-payment views -----
+
+OPEN_FOR_A_WHILE_MINUTES = 5
+
+
+def open_payments(*, older_than_minutes: int = 0, now: datetime | None = None) -> QuerySet[Payment]:
+    """Open payments (optionally only those created more than N minutes ago), oldest first.
+
+    The console's "open now" and "open > 5 min" counts and lists; served by
+    the same partial index on open payments as stuck_payments.
+    """
+    queryset = Payment.objects.filter(state__in=OPEN_STATES)
+    if older_than_minutes:
+        now = now or timezone.now()
+        queryset = queryset.filter(created_at__lt=now - timedelta(minutes=older_than_minutes))
+    return queryset.select_related("order").order_by("created_at")
+
+
+def open_payment_counts(*, now: datetime | None = None) -> dict[str, int]:
+    """The index's three counts in one query: open now, open > 5 min, stuck.
+
+    The same conditions as open_payments() and stuck_payments(), so each count
+    matches the list it links to (tests/admin/test_console_pages.py checks it).
+    """
+    now = now or timezone.now()
+    a_while = now - timedelta(minutes=OPEN_FOR_A_WHILE_MINUTES)
+    stuck = now - timedelta(minutes=settings.PAYMENT_ALERT_AFTER_MINUTES)
+    return Payment.objects.filter(state__in=OPEN_STATES).aggregate(
+        open_now=Count("pk"),
+        open_while=Count("pk", filter=Q(created_at__lt=a_while)),
+        stuck=Count("pk", filter=Q(created_at__lt=stuck)),
+    )
+
 
 def stuck_payments(*, now: datetime | None = None) -> QuerySet[Payment]:
     """Open payments created more than PAYMENT_ALERT_AFTER_MINUTES ago, oldest first.

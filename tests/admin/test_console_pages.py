@@ -4,6 +4,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -170,3 +172,30 @@ def test_the_timeline_is_newest_first_and_says_who_did_what(support_client):
     assert [e.detail for e in entries] == ["looked at it", "hosted payment started"]
     assert entries[0].who == "sam (staff)" and entries[1].who == "Customer"
     assert "why-open" in response.content.decode()
+
+
+def test_the_open_counts_on_the_index_match_the_lists_they_link_to(support_client, settings):
+    settings.PAYMENT_ALERT_AFTER_MINUTES = 60
+    fresh = start_payment("hosted")
+    a_while = start_payment("hosted")
+    Payment.objects.filter(pk=a_while.pk).update(created_at=timezone.now() - timedelta(minutes=7))
+    stuck = make_stuck(start_payment("hosted"))
+    done = start_payment("hosted")
+    Payment.objects.filter(pk=done.pk).update(state="declined", created_at=timezone.now() - timedelta(hours=5))
+    html = support_client.get(reverse("admin:index")).content.decode()
+    expected = {"open-now": {fresh, a_while, stuck}, "open-while": {a_while, stuck}, "stuck": {stuck}}
+    links = {"open-now": "?open=now", "open-while": "?open=5min", "stuck": "?stuck=yes"}
+    for name, payments in expected.items():
+        assert f'data-testid="{name}-count">{len(payments)}<' in html, name
+        assert f'href="{CHANGELIST}{links[name]}"' in html
+        listed = shown_ids(support_client.get(CHANGELIST + links[name]))
+        assert listed == {str(p.pk)[:8] for p in payments}, name
+
+
+def test_the_index_reads_the_payments_table_once_for_its_three_counts(support_client):
+    start_payment("hosted")
+    # Open now, open > 5 min and stuck are one aggregate: no more queries than the stuck count alone was.
+    with CaptureQueriesContext(connection) as queries:
+        support_client.get(reverse("admin:index"))
+    payment_counts = [q["sql"] for q in queries if 'FROM "payments_payment"' in q["sql"]]
+    assert len(payment_counts) == 1, payment_counts
