@@ -185,8 +185,8 @@ class GatewayCall(models.Model):
     class Outcome(models.TextChoices):
         OK = "ok", "OK"
         DECLINED = "declined", "Declined"
-        REJECTED = "rejected", "Rejected (4xx)"
-        UNKNOWN = "unknown", "Unknown (timeout, 5xx, network)"
+        REJECTED = "rejected", "Refused our request"
+        UNKNOWN = "unknown", "No answer (the PSP timed out, failed or could not be reached)"
 
     payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
     gateway = models.CharField(max_length=20)

@@ -36,6 +36,7 @@ from payments.models import (
     Refund,
 )
 from payments.signals import payment_transitioned
+from shop.money import format_money
 
 logger = logging.getLogger(__name__)
 
@@ -409,7 +410,8 @@ def _amount_matches(payment: Payment, result: GatewayResult) -> bool:
     discrepancy_record(
         kind="amount_mismatch", dedupe_key=f"amount:{payment.pk}", gateway=payment.gateway, payment=payment,
         psp_reference=payment.psp_reference,
-        summary=f"The PSP captured {amount} {currency}; the order is {payment.amount_minor} {payment.currency}",
+        summary=(f"The PSP captured {format_money(amount, currency)}; the order is "
+                 f"{format_money(payment.amount_minor, payment.currency)}"),
         details={"psp_amount_minor": amount, "psp_currency": currency},
     )
     return False
@@ -458,7 +460,8 @@ def _apply_refunds(order: Order, payment: Payment, result: GatewayResult, *, sou
             discrepancy_record(
                 kind="refund_mismatch", dedupe_key=f"refund:{payment.gateway}:{psp_refund.psp_reference}",
                 gateway=payment.gateway, payment=payment, psp_reference=psp_refund.psp_reference,
-                summary=f"The PSP refunded {psp_refund.amount_minor} {psp_refund.currency} that we did not ask for",
+                summary=(f"The PSP refunded {format_money(psp_refund.amount_minor, psp_refund.currency)} that we "
+                         "did not ask for"),
             )
         elif refund.state == Refund.State.PENDING and psp_refund.status == RefundStatus.SUCCEEDED:
             _settle_refund(order, payment, refund, psp_reference=psp_refund.psp_reference, source=source)

@@ -199,3 +199,52 @@ def test_the_index_reads_the_payments_table_once_for_its_three_counts(support_cl
         support_client.get(reverse("admin:index"))
     payment_counts = [q["sql"] for q in queries if 'FROM "payments_payment"' in q["sql"]]
     assert len(payment_counts) == 1, payment_counts
+
+
+RAW_TIMEOUT = ("ReadTimeout: HTTPConnectionPool(host='127.0.0.1', port=8099): Read timed out. "
+               "(read timeout=2)")
+
+
+def test_the_payment_page_speaks_plain_words_and_times(support_client):
+    payment = start_payment("hosted")
+    GatewayCall.objects.create(payment=payment, gateway="simulator", operation="create_session", method="POST",
+                               url="http://127.0.0.1:8099/v1/sessions", outcome="unknown", error=RAW_TIMEOUT,
+                               duration_ms=2001)
+    PaymentTransition.objects.create(payment=payment, from_state="created", to_state="unknown",
+                                     source="psp_response", reason=RAW_TIMEOUT)
+    due = timezone.now() - timedelta(seconds=5)
+    Payment.objects.filter(pk=payment.pk).update(next_check_at=due)
+    html = support_client.get(reverse("admin:payments_payment_change", args=[payment.pk])).content.decode()
+    why = html[html.index('data-testid="why-open"'):]
+    why = why[:why.index("</p>")]
+    assert "No answer (the PSP timed out, failed or could not be reached)" in why
+    assert "next automatic check due now" in why and "0 minutes" not in why and "5xx" not in html
+    timeline = html[html.index('data-testid="timeline"'):]
+    assert "The PSP did not answer in time." in timeline
+    # The raw text is kept for an engineer, folded away in the call's data, never in the words above it.
+    assert timeline.count("ReadTimeout") == 1
+    before = timeline[:timeline.index("ReadTimeout")]
+    assert before.rfind("<pre") > before.rfind("</pre>")
+    later = timezone.now() + timedelta(minutes=30)
+    Payment.objects.filter(pk=payment.pk).update(next_check_at=later)
+    html = support_client.get(reverse("admin:payments_payment_change", args=[payment.pk])).content.decode()
+    assert f"next automatic check at {timezone.localtime(later):%-d %b, %H:%M}" in html
+
+
+def test_discrepancy_summaries_give_amounts_as_money(psp):
+    from payments.gateways.base import GatewayResult, PspStatus
+    from payments.services import payment_apply_result
+
+    payment = start_payment("hosted")
+    payment_apply_result(payment_id=payment.pk, source="webhook", result=GatewayResult(
+        status=PspStatus.CAPTURED, psp_reference="txn_x", amount_minor=3800, amount_captured_minor=3800,
+        currency="EUR"))
+    summary = Discrepancy.objects.get(kind="amount_mismatch").summary
+    assert summary == "The PSP captured €38.00; the order is €12.50"
+
+
+def test_the_403_page_leads_staff_back_to_the_console(support_client):
+    response = support_client.get(reverse("admin:auth_user_changelist"))
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert f'href="{reverse("admin:index")}"' in html and "Back to the support console" in html
