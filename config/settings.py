@@ -21,7 +21,8 @@ if not SECRET_KEY:
     else:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Set the SECRET_KEY environment variable "
-            "(a long random string), or DEBUG=1 for local development."
+            "(a long random string, the server's own), or DEBUG=1 for local development "
+            "(scripts/manage runs a command for the local shop that way)."
         )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
@@ -41,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "django_fsm",
+    "django_countries",
     "shop",
     "orders",
     "payments",

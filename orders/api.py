@@ -1,5 +1,6 @@
 import uuid
 
+from django_countries import countries
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -50,8 +51,15 @@ class OrderCreateSerializer(serializers.Serializer):
     address_line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     city = serializers.CharField(max_length=100)
     postal_code = serializers.CharField(max_length=20)
-    country = serializers.RegexField(r"^[A-Za-z]{2}$", max_length=2)
+    country = serializers.CharField(max_length=64, help_text="ISO 3166-1 alpha-2 code, e.g. DE.")
     lines = serializers.ListField(child=LineInputSerializer(), min_length=1, max_length=100)
+
+    def validate_country(self, value: str) -> str:
+        code = value.strip().upper()
+        if code not in countries:
+            raise serializers.ValidationError(
+                f"Unknown country code {value!r}: use an ISO 3166-1 alpha-2 code such as DE or FR.")
+        return code
 
     def validate_lines(self, lines: list[dict]) -> list[LineRequest]:
         skus = {line["sku"] for line in lines}

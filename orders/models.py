@@ -3,6 +3,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django_countries.fields import CountryField
 from django_fsm import FSMField, FSMModelMixin, transition
 
 from shop.money import format_money, validate_currency
@@ -53,7 +54,7 @@ class Order(FSMModelMixin, models.Model):
     address_line2 = models.CharField("address (line 2)", max_length=200, blank=True)
     city = models.CharField(max_length=100)
     postal_code = models.CharField(max_length=20)
-    country = models.CharField(max_length=2, help_text="ISO 3166 two-letter code.")
+    country = CountryField(help_text="ISO 3166 two-letter code.")
     currency = models.CharField(max_length=3, validators=[validate_currency])
     total_minor = models.PositiveIntegerField()
     state = FSMField(max_length=32, choices=State.choices, default=State.AWAITING_PAYMENT, protected=True)

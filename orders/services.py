@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django_countries import countries
 from django_fsm import TransitionNotAllowed
 
 from orders.models import Order, OrderLine, OrderTransition, TransitionSource
@@ -118,6 +119,9 @@ def order_create(
 def _create_and_reserve(
     *, customer: CustomerDetails, quantities: OrderedDict[int, int], checkout_token: uuid.UUID | None
 ) -> Order:
+    if customer.country.strip().upper() not in countries:
+        raise OrderError(f"{customer.country!r} is not a country code we know; choose a country from the list.",
+                         field="country")
     products = {p.pk: p for p in Product.objects.active().filter(pk__in=quantities.keys())}
     missing = [pk for pk in quantities if pk not in products]
     if missing:

@@ -1,11 +1,13 @@
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from orders.forms import FindOrderForm
 from orders.selectors import order_by_number_and_token, order_find_for_customer
 
 
+@never_cache  # Back after paying must never show a stored page with a live Pay form
 def order_detail(request: HttpRequest, number: str, token: str) -> HttpResponse:
     order = order_by_number_and_token(number=number, token=token)
     if order is None:

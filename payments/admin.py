@@ -10,11 +10,12 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path
+from django.utils import timezone
 
 from payments.console import evidence_admin  # noqa: F401 - registers the other console admins
 from payments.console.base_admin import MAX_BULK_ACTIONS, ReadOnlyAdmin
 from payments.console.display import PaymentColumns, admin_link, age
-from payments.console.filters import GatewayFilter, OpenDiscrepancyFilter, StuckFilter, payment_search
+from payments.console.filters import GatewayFilter, OpenDiscrepancyFilter, OpenFilter, StuckFilter, payment_search
 from payments.console.forms import ReasonForm, RefundForm, ResolveForm
 from payments.console.pages import form_errors_message, posted_data, render_action_form
 from payments.console.timeline import payment_timeline
@@ -32,7 +33,7 @@ class PaymentAdmin(PaymentColumns, ReadOnlyAdmin):
     list_display = ["short_id", "state_badge", "age", "amount", "order_number", "customer_email", "gateway",
                     "psp_reference"]
     list_display_links = ["short_id"]
-    list_filter = ["state", GatewayFilter, StuckFilter, OpenDiscrepancyFilter, ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["state", GatewayFilter, OpenFilter, StuckFilter, OpenDiscrepancyFilter, ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["order"]
     # Only the age is sortable: an index serves it; sorting a million rows by anything else would not be fast.
     sortable_by = ["age"]
@@ -92,6 +93,7 @@ class PaymentAdmin(PaymentColumns, ReadOnlyAdmin):
         extra_context = {
             **(extra_context or {}),
             "timeline": timeline,
+            "now": timezone.now(),
             "open_discrepancies": sum(1 for e in timeline.entries if e.kind == "discrepancy" and e.tone == "bad"),
             "can_check": payment.is_open and user.has_perm("payments.check_payment"),
             "can_resolve": payment.is_open and user.has_perm("payments.resolve_payment"),
@@ -216,8 +218,19 @@ class PaymentAdmin(PaymentColumns, ReadOnlyAdmin):
         payment = self._object_or_404(request, object_id)
         available = refundable_minor(payment)
         form = RefundForm(posted_data(request), currency=payment.currency, refundable_minor=available)
+        confirm = None
         if request.method == "POST":
-            if form.is_valid():
+            if not form.is_valid():
+                form_errors_message(request, form)
+            elif not request.POST.get("confirmed"):
+                # Money leaves for good: show what, to whom, and ask once more.
+                order = payment.order
+                confirm = [("Refund", format_money(form.cleaned_data["amount"], payment.currency)),
+                           ("of the payment", f"{format_money(payment.amount_minor, payment.currency)} "
+                                              f"(refundable now: {format_money(available, payment.currency)})"),
+                           ("to", f"{order.full_name} <{order.email}>, order {order.number}"),
+                           ("reason", form.cleaned_data["reason"])]
+            else:
                 try:
                     refund = refund_create(payment_id=payment.pk, amount_minor=form.cleaned_data["amount"],
                                            refund_id=form.cleaned_data["refund_id"], actor=request.user,
@@ -227,15 +240,14 @@ class PaymentAdmin(PaymentColumns, ReadOnlyAdmin):
                 else:
                     self._refund_message(request, refund)
                     return HttpResponseRedirect(self._change_url(payment))
-            else:
-                form_errors_message(request, form)
         elif available <= 0:
             self.message_user(request, "Nothing is left to refund on this payment.", messages.WARNING)
         return render_action_form(
-            self, request, title=f"Refund payment {payment.pk}", form=form, objects=[self._summary(payment)],
+            self, request, title=f"Refund payment {str(payment.pk)[:8]}", form=form, objects=[self._summary(payment)],
             intro="Refund all or part of the captured amount to the customer's card. Submitting this form twice "
                   "makes one refund.",
-            submit="Refund", back_url=self._change_url(payment))
+            submit="Yes, refund " + confirm[0][1] if confirm else "Continue", back_url=self._change_url(payment),
+            confirm=confirm)
 
     def _refund_message(self, request, refund: Refund) -> None:
         amount = format_money(refund.amount_minor, refund.currency)

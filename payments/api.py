@@ -23,6 +23,10 @@ class PaymentStatusSerializer(serializers.Serializer):
     order_number = serializers.CharField()
     order_state = serializers.CharField()
     order_url = serializers.CharField()
+    action_label = serializers.CharField(help_text="The words for the button to action_url, if any.")
+    paid_at = serializers.DateTimeField(allow_null=True, help_text="When the payment was taken, once paid; else null.")
+    card = serializers.CharField(help_text="The card's brand and last four digits, once paid, e.g. "
+                                           "'Visa ending in 4242'; else empty.")
 
 
 class PaymentStartSerializer(serializers.Serializer):

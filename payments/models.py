@@ -53,6 +53,10 @@ class Payment(FSMModelMixin, models.Model):
     card_token = models.CharField(max_length=100, blank=True)
     failure_code = models.CharField(max_length=64, blank=True)
     failure_message = models.CharField(max_length=255, blank=True)
+    # What the PSP says about the card, for the customer's receipt: its brand
+    # and last four digits, never the number.
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField("card's last four digits", max_length=4, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
     check_count = models.PositiveIntegerField(default=0)
     deadline_at = models.DateTimeField()
@@ -192,8 +196,8 @@ class GatewayCall(models.Model):
     class Outcome(models.TextChoices):
         OK = "ok", "OK"
         DECLINED = "declined", "Declined"
-        REJECTED = "rejected", "Rejected (4xx)"
-        UNKNOWN = "unknown", "Unknown (timeout, 5xx, network)"
+        REJECTED = "rejected", "Refused our request"
+        UNKNOWN = "unknown", "No answer (the PSP timed out, failed or could not be reached)"
 
     payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
     gateway = models.CharField(max_length=20)

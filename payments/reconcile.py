@@ -31,6 +31,7 @@ from payments.gateways import get_gateway
 from payments.gateways.base import Gateway, GatewayResult, PspStatus, RefundStatus
 from payments.models import CAPTURED_STATES, Discrepancy, Payment, PaymentState, Refund
 from payments.services import discrepancy_record, gateway_for, payment_sync
+from shop.money import format_money
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def _check_transaction(run: _Run, txn: GatewayResult, payment: Payment | None) -
         # Same key as the webhook/sync path's late capture: one row for one fact.
         run.flag(kind=K.CAPTURED_AT_PSP_ONLY, dedupe_key=f"late_capture:{payment.pk}", payment=payment,
                  psp_reference=txn.psp_reference,
-                 summary=f"The PSP captured {_psp_amount(txn)} {txn.currency} for payment {payment.pk}, which we "
+                 summary=f"The PSP captured {format_money(_psp_amount(txn), txn.currency or payment.currency)} for payment {payment.pk}, which we "
                          f"hold as {payment.state} (order {payment.order.number})",
                  details={"psp_status": str(txn.status), "our_state": payment.state})
         return
@@ -202,8 +203,8 @@ def _check_transaction(run: _Run, txn: GatewayResult, payment: Payment | None) -
     if amount != payment.amount_minor or currency != payment.currency:
         run.flag(kind=K.AMOUNT_MISMATCH, dedupe_key=f"amount:{payment.pk}", payment=payment,
                  psp_reference=txn.psp_reference,
-                 summary=f"The PSP captured {amount} {currency}; the order is {payment.amount_minor} "
-                         f"{payment.currency}",
+                 summary=f"The PSP captured {format_money(amount, currency)}; the order is "
+                         f"{format_money(payment.amount_minor, payment.currency)}",
                  details={"psp_amount_minor": amount, "psp_currency": currency})
     _check_refunds(run, txn, payment)
 
@@ -219,7 +220,7 @@ def _check_refunds(run: _Run, txn: GatewayResult, payment: Payment) -> None:
         if refund is None:
             run.flag(kind=K.REFUND_MISMATCH, dedupe_key=f"refund:{gw}:{psp_refund.psp_reference}", payment=payment,
                      psp_reference=psp_refund.psp_reference,
-                     summary=f"The PSP refunded {psp_refund.amount_minor} {psp_refund.currency} of payment "
+                     summary=f"The PSP refunded {format_money(psp_refund.amount_minor, psp_refund.currency)} of payment "
                              f"{payment.pk} that we did not ask for",
                      details={"psp_refund": psp_refund.psp_reference})
             continue
@@ -227,18 +228,18 @@ def _check_refunds(run: _Run, txn: GatewayResult, payment: Payment) -> None:
         if refund.state == Refund.State.FAILED:
             run.flag(kind=K.REFUND_MISMATCH, dedupe_key=f"refund_state:{refund.pk}", payment=payment,
                      psp_reference=psp_refund.psp_reference,
-                     summary=f"Refund {refund.pk} failed here, but the PSP refunded {psp_refund.amount_minor} "
-                             f"{psp_refund.currency}")
+                     summary=f"Refund {refund.pk} failed here, but the PSP refunded "
+                             f"{format_money(psp_refund.amount_minor, psp_refund.currency)}")
         elif psp_refund.amount_minor != refund.amount_minor:
             run.flag(kind=K.REFUND_MISMATCH, dedupe_key=f"refund_amount:{refund.pk}", payment=payment,
                      psp_reference=psp_refund.psp_reference,
-                     summary=f"Refund {refund.pk} is {refund.amount_minor} {refund.currency} here and "
-                             f"{psp_refund.amount_minor} {psp_refund.currency} at the PSP")
+                     summary=f"Refund {refund.pk} is {format_money(refund.amount_minor, refund.currency)} here and "
+                             f"{format_money(psp_refund.amount_minor, psp_refund.currency)} at the PSP")
     for key, refund in ours.items():
         if refund.state == Refund.State.SUCCEEDED and key not in matched:
             run.flag(kind=K.REFUND_MISMATCH, dedupe_key=f"refund_here_only:{refund.pk}", payment=payment,
                      psp_reference=refund.psp_reference,
-                     summary=f"Refund {refund.pk} of {refund.amount_minor} {refund.currency} succeeded here; the "
+                     summary=f"Refund {refund.pk} of {format_money(refund.amount_minor, refund.currency)} succeeded here; the "
                              f"PSP has no such refund on {txn.psp_reference}")
 
 

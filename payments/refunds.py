@@ -11,6 +11,7 @@ from orders.models import TransitionSource
 from payments.gateways.base import RefundStatus
 from payments.models import CAPTURED_STATES, Payment, Refund
 from payments.services import PaymentError, _settle_refund, gateway_for, lock_payment
+from shop.money import format_money
 
 
 def refundable_minor(payment: Payment) -> int:
@@ -35,7 +36,8 @@ def refund_create(*, payment_id: uuid.UUID, amount_minor: int, refund_id: uuid.U
                 _, payment = lock_payment(payment_id)
                 available = refundable_minor(payment)
                 if amount_minor > available:
-                    raise PaymentError(f"At most {available} can be refunded; you asked for {amount_minor}.")
+                    raise PaymentError(f"At most {format_money(available, payment.currency)} can be refunded; "
+                                       f"you asked for {format_money(amount_minor, payment.currency)}.")
                 existing = Refund.objects.create(
                     id=refund_id, payment=payment, amount_minor=amount_minor, currency=payment.currency,
                     reason=reason.strip(), actor=actor, actor_name=actor.get_username() if actor else "",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from orders.models import Order
-from payments.models import OPEN_STATES, Payment, Refund, WebhookEvent
+from payments.models import CAPTURED_STATES, OPEN_STATES, Payment, PaymentState, Refund, WebhookEvent
 
 # What a customer sees; never PSP internals.
 CUSTOMER_FAILURE_TEXT = {
@@ -35,6 +35,17 @@ CUSTOMER_STATE_TEXT = {
 }
 
 
+CUSTOMER_ACTION_TEXT = {
+    "bank": ("Your bank needs you", "Your bank asks you to confirm this payment. Press the button to open its "
+             "page; nothing is charged until you confirm there."),
+    "hosted": ("Waiting for you on the payment page", "Your payment is open on the payment provider's page. "
+               "Continue there to finish it, or pay another way on your order page."),
+}
+
+CARD_BRAND_NAMES = {"visa": "Visa", "mastercard": "Mastercard", "amex": "American Express",
+                    "discover": "Discover", "jcb": "JCB", "diners": "Diners Club", "unionpay": "UnionPay"}
+
+
 def payment_customer_view(payment: Payment) -> dict:
     """What the customer's status page and status endpoint show for a payment."""
     title, message = CUSTOMER_STATE_TEXT[payment.state]
@@ -43,6 +54,15 @@ def payment_customer_view(payment: Payment) -> dict:
         if reason:
             message = f"{reason} {message}"
     needs_customer = payment.state == "pending" and bool(payment.redirect_url)
+    action_label = ""
+    if needs_customer and payment.flow == Payment.Flow.DIRECT:
+        # 3-D Secure: nothing happens until the customer confirms with their bank.
+        title, message = CUSTOMER_ACTION_TEXT["bank"]
+        action_label = "Confirm with your bank"
+    elif needs_customer:
+        title, message = CUSTOMER_ACTION_TEXT["hosted"]
+        action_label = "Continue to the payment page"
+    paid = payment.state in CAPTURED_STATES
     return {
         "id": str(payment.pk),
         "state": payment.state,
@@ -51,10 +71,22 @@ def payment_customer_view(payment: Payment) -> dict:
         "message": message,
         "amount": payment.amount_display,
         "action_url": payment.redirect_url if needs_customer else "",
+        "action_label": action_label,
         "order_number": payment.order.number,
         "order_state": payment.order.state,
         "order_url": payment.order.get_absolute_url(),
+        # The receipt (paid payments only): the card as the PSP reported it, never its number.
+        "paid_at": _paid_at(payment) if paid else None,
+        "card": (f"{CARD_BRAND_NAMES.get(payment.card_brand, payment.card_brand.title() or 'Card')} "
+                 f"ending in {payment.card_last4}") if paid and payment.card_last4 else "",
     }
+
+
+def _paid_at(payment: Payment) -> datetime:
+    """When the payment was captured, from its audit trail."""
+    captured = (payment.transitions.filter(to_state=PaymentState.CAPTURED).order_by("created_at")
+                .values_list("created_at", flat=True).first())
+    return captured or payment.updated_at
 
 
 def open_payment_for_order(order_id: int) -> Payment | None:
@@ -62,6 +94,38 @@ def open_payment_for_order(order_id: int) -> Payment | None:
 
 
 # -- the worker's queries (payments/sweeps.py) and the stuck-payment views -----
+
+OPEN_FOR_A_WHILE_MINUTES = 5
+
+
+def open_payments(*, older_than_minutes: int = 0, now: datetime | None = None) -> QuerySet[Payment]:
+    """Open payments (optionally only those created more than N minutes ago), oldest first.
+
+    The console's "open now" and "open > 5 min" counts and lists; served by
+    the same partial index on open payments as stuck_payments.
+    """
+    queryset = Payment.objects.filter(state__in=OPEN_STATES)
+    if older_than_minutes:
+        now = now or timezone.now()
+        queryset = queryset.filter(created_at__lt=now - timedelta(minutes=older_than_minutes))
+    return queryset.select_related("order").order_by("created_at")
+
+
+def open_payment_counts(*, now: datetime | None = None) -> dict[str, int]:
+    """The index's three counts in one query: open now, open > 5 min, stuck.
+
+    The same conditions as open_payments() and stuck_payments(), so each count
+    matches the list it links to (tests/admin/test_console_pages.py checks it).
+    """
+    now = now or timezone.now()
+    a_while = now - timedelta(minutes=OPEN_FOR_A_WHILE_MINUTES)
+    stuck = now - timedelta(minutes=settings.PAYMENT_ALERT_AFTER_MINUTES)
+    return Payment.objects.filter(state__in=OPEN_STATES).aggregate(
+        open_now=Count("pk"),
+        open_while=Count("pk", filter=Q(created_at__lt=a_while)),
+        stuck=Count("pk", filter=Q(created_at__lt=stuck)),
+    )
+
 
 def stuck_payments(*, now: datetime | None = None) -> QuerySet[Payment]:
     """Open payments created more than PAYMENT_ALERT_AFTER_MINUTES ago, oldest first.

@@ -36,6 +36,7 @@ from payments.models import (
     Refund,
 )
 from payments.signals import payment_transitioned
+from shop.money import format_money
 
 logger = logging.getLogger(__name__)
 
@@ -196,6 +197,40 @@ def payment_start(*, order_id: int, flow: str, card_token: str = "", gateway_nam
             # The charge runs in the worker, so a closed browser cannot stop it.
             transaction.on_commit(lambda: _enqueue_charge(payment.pk))
     return payment, True
+
+
+class PaymentSwitchRefused(PaymentError):
+    """The open payment could not be stopped, so no second one was started."""
+
+
+def payment_switch_to_card(*, order_id: int, card_token: str) -> tuple[Payment, bool]:
+    """Pay by card instead of the open payment that waits for the customer at the PSP ("pay another way").
+
+    The open payment is cancelled at the PSP first; only when the PSP
+    confirms that it is cancelled does the card payment start, so an order
+    never has two live payments (the partial unique constraint stands behind
+    this). If the PSP reports the open payment captured meanwhile, that
+    payment is returned and no card payment starts. Returns (payment, created)
+    like payment_start.
+    """
+    open_payment = Payment.objects.filter(order_id=order_id, state__in=OPEN_STATES).first()
+    if open_payment is not None:
+        if open_payment.state != S.PENDING or not open_payment.redirect_url:
+            raise PaymentSwitchRefused(
+                "We are still confirming your earlier payment with the payment provider, so we cannot start "
+                "another one yet. You will not be charged twice; please check again in a minute.")
+        try:
+            stopped = payment_cancel(payment_id=open_payment.pk, source=TransitionSource.CUSTOMER,
+                                     reason="Customer chose to pay another way")
+        except PaymentError:  # it settled meanwhile (a webhook, the sweep)
+            stopped = Payment.objects.get(pk=open_payment.pk)
+        if stopped.state in CAPTURED_STATES:
+            return stopped, False
+        if stopped.is_open:
+            raise PaymentSwitchRefused(
+                "The payment provider has not confirmed that your payment on its page is stopped, so we did not "
+                "charge your card. Please try again in a moment, or finish paying on the payment page.")
+    return payment_start(order_id=order_id, flow=Payment.Flow.DIRECT, card_token=card_token)
 
 
 def _enqueue_charge(payment_id: uuid.UUID) -> None:
@@ -370,6 +405,8 @@ def _apply(order: Order | None, payment: Payment, result: GatewayResult, *, sour
         payment.psp_reference = result.psp_reference
     if result.redirect_url and payment.is_open:
         payment.redirect_url = result.redirect_url
+    if result.card_last4 and not payment.card_last4:
+        payment.card_brand, payment.card_last4 = result.card_brand, result.card_last4
     status = result.status
     if status == PspStatus.UNKNOWN and payment.state == S.CREATED:
         _transition(payment, "mark_unknown", source=source, actor=actor,
@@ -410,7 +447,8 @@ def _amount_matches(payment: Payment, result: GatewayResult) -> bool:
     discrepancy_record(
         kind="amount_mismatch", dedupe_key=f"amount:{payment.pk}", gateway=payment.gateway, payment=payment,
         psp_reference=payment.psp_reference,
-        summary=f"The PSP captured {amount} {currency}; the order is {payment.amount_minor} {payment.currency}",
+        summary=(f"The PSP captured {format_money(amount, currency)}; the order is "
+                 f"{format_money(payment.amount_minor, payment.currency)}"),
         details={"psp_amount_minor": amount, "psp_currency": currency},
     )
     return False
@@ -460,7 +498,8 @@ def _apply_refunds(order: Order, payment: Payment, result: GatewayResult, *, sou
             discrepancy_record(
                 kind="refund_mismatch", dedupe_key=f"refund:{payment.gateway}:{psp_refund.psp_reference}",
                 gateway=payment.gateway, payment=payment, psp_reference=psp_refund.psp_reference,
-                summary=f"The PSP refunded {psp_refund.amount_minor} {psp_refund.currency} that we did not ask for",
+                summary=(f"The PSP refunded {format_money(psp_refund.amount_minor, psp_refund.currency)} that we "
+                         "did not ask for"),
             )
         elif refund.state == Refund.State.PENDING and psp_refund.status == RefundStatus.SUCCEEDED:
             _settle_refund(order, payment, refund, psp_reference=psp_refund.psp_reference, source=source)

@@ -16,7 +16,13 @@ from payments.gateways import UnknownGateway
 from payments.gateways.base import InvalidWebhook
 from payments.models import Payment
 from payments.selectors import payment_customer_view
-from payments.services import PaymentError, payment_open_session, payment_start, payment_sync
+from payments.services import (
+    PaymentError,
+    payment_open_session,
+    payment_start,
+    payment_switch_to_card,
+    payment_sync,
+)
 from payments.webhooks import MAX_BODY_BYTES, webhook_receive
 
 logger = logging.getLogger(__name__)
@@ -38,6 +44,7 @@ def _next_step(payment: Payment) -> HttpResponse:
     return redirect("payments:status", payment_id=payment.pk)
 
 
+@never_cache
 @require_POST
 def pay_hosted(request: HttpRequest, number: str, token: str) -> HttpResponse:
     order = _order_or_404(number, token)
@@ -51,6 +58,7 @@ def pay_hosted(request: HttpRequest, number: str, token: str) -> HttpResponse:
     return _next_step(payment)
 
 
+@never_cache
 @require_POST
 def pay_direct(request: HttpRequest, number: str, token: str) -> HttpResponse:
     order = _order_or_404(number, token)
@@ -59,12 +67,15 @@ def pay_direct(request: HttpRequest, number: str, token: str) -> HttpResponse:
         messages.error(request, "Your card details did not reach the payment provider. Please enter them again.")
         return redirect(order.get_absolute_url())
     try:
-        payment, created = payment_start(order_id=order.pk, flow=Payment.Flow.DIRECT, card_token=card_token)
+        if request.POST.get("pay_another_way"):
+            payment, created = payment_switch_to_card(order_id=order.pk, card_token=card_token)
+        else:
+            payment, created = payment_start(order_id=order.pk, flow=Payment.Flow.DIRECT, card_token=card_token)
     except PaymentError as exc:
         messages.error(request, exc.message)
         return redirect(order.get_absolute_url())
     if not created:
-        messages.info(request, "A payment for this order is already in progress.")
+        messages.info(request, "A payment for this order is already in progress, so your card was not charged.")
     return redirect("payments:status", payment_id=payment.pk)
 
 
@@ -84,7 +95,8 @@ def payment_return(request: HttpRequest, payment_id: uuid.UUID) -> HttpResponse:
 @require_GET
 def payment_status(request: HttpRequest, payment_id: uuid.UUID) -> HttpResponse:
     payment = get_object_or_404(Payment.objects.select_related("order"), pk=payment_id)
-    return render(request, "payments/status.html", {"payment": payment, "view": payment_customer_view(payment)})
+    view = payment_customer_view(payment)
+    return render(request, "payments/status.html", {"payment": payment, "view": view, "step": 4 if view["paid_at"] else 3})
 
 
 @never_cache

@@ -2,10 +2,15 @@ import uuid
 
 from django import forms
 from django.conf import settings
+from django.core.validators import MinValueValidator
+from django_countries import countries
 
 
 class QuantityForm(forms.Form):
-    """A quantity for one product: a whole number from 1 up to what is in stock."""
+    """A quantity for one product: a whole number from 1 up to what is in stock.
+
+    In the cart (replace=True) 0 is allowed too: it removes the line.
+    """
 
     quantity = forms.IntegerField(
         min_value=1,
@@ -23,12 +28,18 @@ class QuantityForm(forms.Form):
         self.already_in_cart = already_in_cart
         self.replace = replace
         self.fields["quantity"].widget.attrs["max"] = max(1, min(product.stock, settings.CART_MAX_QUANTITY))
+        if replace:
+            self.fields["quantity"].min_value = 0
+            self.fields["quantity"].validators = [v for v in self.fields["quantity"].validators
+                                                  if not isinstance(v, MinValueValidator)]
+            self.fields["quantity"].validators.append(MinValueValidator(0))
+            self.fields["quantity"].widget.attrs["min"] = 0
+            self.fields["quantity"].error_messages["min_value"] = "The quantity cannot be negative; 0 removes it."
 
     def clean_quantity(self) -> int:
         quantity = self.cleaned_data["quantity"]
         total = quantity if self.replace else quantity + self.already_in_cart
-        if total > settings.CART_MAX_QUANTITY:
-            raise forms.ValidationError(f"You can buy at most {settings.CART_MAX_QUANTITY} of one product.")
+        # The stock first: with 5 left, "at most 99" would be true but no help.
         if total > self.product.stock:
             if self.product.stock == 0:
                 raise forms.ValidationError(f"{self.product.name} is out of stock.")
@@ -36,7 +47,13 @@ class QuantityForm(forms.Form):
                 f"Only {self.product.stock} of {self.product.name} in stock"
                 + (f" (you already have {self.already_in_cart} in your cart)." if self.already_in_cart and not self.replace else ".")
             )
+        if total > settings.CART_MAX_QUANTITY:
+            raise forms.ValidationError(f"You can buy at most {settings.CART_MAX_QUANTITY} of one product.")
         return total
+
+
+def _country_choices() -> list[tuple[str, str]]:
+    return [("", "Choose a country"), *countries]
 
 
 class CheckoutForm(forms.Form):
@@ -46,14 +63,12 @@ class CheckoutForm(forms.Form):
     address_line2 = forms.CharField(max_length=200, required=False, label="Address (line 2)")
     city = forms.CharField(max_length=100)
     postal_code = forms.CharField(max_length=20, label="Postal code")
-    country = forms.RegexField(
-        regex=r"^[A-Za-z]{2}$",
-        max_length=2,
-        help_text="Two-letter country code, such as DE or FR.",
-        error_messages={"invalid": "Enter a two-letter country code, such as DE."},
+    # A real list, checked on the server: a free box turned "Germany" into "GE" (Georgia).
+    country = forms.TypedChoiceField(
+        choices=_country_choices,
+        error_messages={"required": "Choose your country.",
+                        "invalid_choice": "Choose your country from the list."},
     )
+
     # One-time token: a double-submitted form creates one order.
     checkout_token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
-
-    def clean_country(self) -> str:
-        return self.cleaned_data["country"].upper()

@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from orders.services import CustomerDetails, LineRequest, OrderError, order_create
@@ -35,6 +36,7 @@ def cart_add(request: HttpRequest, product_id: int) -> HttpResponse:
     return redirect("shop:cart")
 
 
+@never_cache
 def cart_detail(request: HttpRequest) -> HttpResponse:
     return _render_cart(request)
 
@@ -58,6 +60,10 @@ def cart_update(request: HttpRequest, product_id: int) -> HttpResponse:
     form = QuantityForm(request.POST, product=product, replace=True, prefix=f"p{product.pk}")
     if not form.is_valid():
         return _render_cart(request, errors={product.pk: form}, status=400)
+    if form.cleaned_data["quantity"] == 0:
+        cart.remove(product.pk)
+        messages.success(request, f"Removed {product.name} from your cart.")
+        return redirect("shop:cart")
     cart.set(product, form.cleaned_data["quantity"])
     messages.success(request, f"Updated the quantity of {product.name}.")
     return redirect("shop:cart")
@@ -70,6 +76,7 @@ def cart_remove(request: HttpRequest, product_id: int) -> HttpResponse:
     return redirect("shop:cart")
 
 
+@never_cache
 @require_http_methods(["GET", "POST"])
 def checkout(request: HttpRequest) -> HttpResponse:
     cart = Cart.of(request)

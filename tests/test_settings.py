@@ -44,3 +44,19 @@ def test_deploy_check_is_clean_with_the_documented_variables():
                     ALLOWED_HOSTS="shop.example.com", SECURE_SSL_REDIRECT="1", SECURE_HSTS_SECONDS="31536000")
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
+
+
+def test_the_documented_support_user_command_works_in_a_bare_shell(tmp_path):
+    # README: `scripts/manage create_support_user alice --email ...`, typed in a shell that has none of
+    # scripts/run's environment (no DEBUG, no SECRET_KEY). It used to fail with "SECRET_KEY is not set".
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "ALICE_PASSWORD": "a-long-support-password-1"}
+    script = str(ROOT / "scripts" / "manage")
+    migrated = subprocess.run([script, "migrate", "-v0"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=180)
+    assert migrated.returncode == 0, migrated.stderr
+    created = subprocess.run([script, "create_support_user", "alice", "--email", "alice@example.com",
+                              "--password-from-env", "ALICE_PASSWORD"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    assert "Created staff user 'alice'" in created.stdout

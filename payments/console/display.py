@@ -23,6 +23,30 @@ _COLOURS = {
 }
 
 
+_TIMEOUTS = ("ReadTimeout", "ConnectTimeout", "Timeout", "timed out")
+_UNREACHABLE = ("ConnectionError", "ConnectionRefused", "Max retries", "NewConnectionError", "APIConnectionError")
+
+
+def plain_psp_error(text: str) -> str:
+    """A PSP call's error in words for support staff; the raw text stays in the call's details."""
+    text = (text or "").strip()
+    if not text:
+        return ""
+    if any(marker in text for marker in _TIMEOUTS):
+        return "The PSP did not answer in time."
+    if any(marker in text for marker in _UNREACHABLE):
+        return "The shop could not reach the PSP (network or PSP down)."
+    if text.startswith("HTTP 5") or text.startswith("HTTP 409") or text.startswith("HTTP 429"):
+        return f"The PSP could not handle the request just then ({text})."
+    if text.startswith("HTTP 4"):
+        return f"The PSP refused the request ({text})."
+    if text.startswith("unreadable"):
+        return "The PSP's answer could not be read."
+    if ": " in text and text.split(": ", 1)[0].isidentifier():
+        return "The call to the PSP failed without an answer."  # an exception's text: shown in the details
+    return text
+
+
 def badge(key: str, label: str) -> SafeString:
     colour = _COLOURS.get(key, "#616161")
     return format_html('<span class="console-badge" data-state="{}" style="background:{};color:#fff;'

@@ -14,14 +14,15 @@ def posted_data(request):
 
 
 def form_errors_message(request, form) -> None:
-    """Repeat the form's errors as a message at the top, so a refusal is never missed."""
-    for errors in form.errors.values():
-        for error in errors:
-            messages.error(request, error)
+    """One line at the top that points to the form; each error itself is shown once, at its field."""
+    count = sum(len(errors) for errors in form.errors.values())
+    messages.error(request, "Please correct the error below." if count == 1 else
+                   f"Please correct the {count} errors below.")
 
 
 def render_action_form(model_admin, request, *, title: str, form, intro: str = "", objects=(), submit: str,
-                       back_url: str, action: str = "", selected=()) -> TemplateResponse:
+                       back_url: str, action: str = "", selected=(), confirm: list | None = None
+                       ) -> TemplateResponse:
     """An intermediate page. With `action` and `selected` it posts back to the changelist's admin action."""
     context = {
         **model_admin.admin_site.each_context(request),
@@ -35,6 +36,8 @@ def render_action_form(model_admin, request, *, title: str, form, intro: str = "
         "back_url": back_url,
         "action_name": action,
         "selected": [str(pk) for pk in selected],
+        # A confirmation step: (label, value) rows to read before the form is sent again with confirmed=1.
+        "confirm": confirm,
         "media": model_admin.media + form.media,
     }
     return TemplateResponse(request, TEMPLATE, context)

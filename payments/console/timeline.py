@@ -10,6 +10,7 @@ from typing import Any
 from django.urls import reverse
 
 from orders.models import TransitionSource
+from payments.console.display import plain_psp_error
 from payments.gateways.base import redact
 from payments.models import Discrepancy, Payment, Refund
 from shop.money import format_money
@@ -79,7 +80,9 @@ def payment_timeline(payment: Payment) -> Timeline:
     add = timeline.entries.append
     for t in _newest(payment.transitions.order_by("-created_at", "-id"), "transitions", timeline):
         add(TimelineEntry(at=t.created_at, kind="transition", title=f"{t.from_state or 'new'} → {t.to_state}",
-                          who=_who(t.actor_name, t.source), detail=t.reason, data=pretty_json(t.payload),
+                          who=_who(t.actor_name, t.source),
+                          detail=plain_psp_error(t.reason) if t.to_state == "unknown" else t.reason,
+                          data=pretty_json(t.payload),
                           tone="ok" if t.to_state in ("captured", "authorized") else ""))
     for e in _newest(payment.events.order_by("-received_at", "-id"), "webhook events", timeline):
         if e.processed_at:
@@ -94,8 +97,10 @@ def payment_timeline(payment: Payment) -> Timeline:
     for c in calls:
         add(TimelineEntry(at=c.created_at, kind="psp_call",
                           title=f"{c.operation}: {c.status_code or 'no answer'} ({c.get_outcome_display()})",
-                          who=f"shop → {c.gateway}", detail=f"{c.method} {c.url} in {c.duration_ms} ms. {c.error}",
-                          data=pretty_json({"request": c.request_body, "response": c.response_body}),
+                          who=f"shop → {c.gateway}",
+                          detail=f"{c.method} {c.url} in {c.duration_ms} ms. {plain_psp_error(c.error)}".strip(),
+                          data=pretty_json({"request": c.request_body, "response": c.response_body,
+                                            **({"error": c.error} if c.error else {})}),
                           tone={"ok": "ok", "unknown": "bad"}.get(c.outcome, "warn")))
     for r in _newest(payment.refunds.order_by("-created_at"), "refunds", timeline):
         add(TimelineEntry(at=r.created_at, kind="refund",

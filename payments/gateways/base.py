@@ -75,6 +75,8 @@ class GatewayResult:
     failure_message: str = ""
     created: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    card_brand: str = ""  # the card's brand and last four digits, as the PSP reports them (receipts)
+    card_last4: str = ""
 
 
 @dataclass(frozen=True)

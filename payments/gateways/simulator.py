@@ -170,6 +170,8 @@ class SimulatorGateway:
             failure_message=str(txn.get("failure_message") or "")[:255],
             created=datetime.fromtimestamp(created, tz=UTC) if isinstance(created, int | float) else None,
             raw=redact(dict(txn)),
+            card_brand=str((txn.get("card") or {}).get("brand") or "")[:20],
+            card_last4=str((txn.get("card") or {}).get("last4") or "")[-4:],
         )
 
     def _write_result(self, response: _Response) -> GatewayResult:

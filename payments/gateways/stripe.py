@@ -286,6 +286,8 @@ class StripeGateway:
             failure_message=str(error.get("message") or "")[:255] if status == PspStatus.DECLINED else "",
             created=_when(pi.get("created")),
             raw=_summary(pi),
+            card_brand=str(_value(charge, "payment_method_details", "card", "brand") or "")[:20],
+            card_last4=str(_value(charge, "payment_method_details", "card", "last4") or "")[-4:],
         )
 
     def _write_result(self, obj: dict | None, failure: _Failure | None) -> GatewayResult:

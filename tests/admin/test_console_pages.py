@@ -4,6 +4,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -170,3 +172,79 @@ def test_the_timeline_is_newest_first_and_says_who_did_what(support_client):
     assert [e.detail for e in entries] == ["looked at it", "hosted payment started"]
     assert entries[0].who == "sam (staff)" and entries[1].who == "Customer"
     assert "why-open" in response.content.decode()
+
+
+def test_the_open_counts_on_the_index_match_the_lists_they_link_to(support_client, settings):
+    settings.PAYMENT_ALERT_AFTER_MINUTES = 60
+    fresh = start_payment("hosted")
+    a_while = start_payment("hosted")
+    Payment.objects.filter(pk=a_while.pk).update(created_at=timezone.now() - timedelta(minutes=7))
+    stuck = make_stuck(start_payment("hosted"))
+    done = start_payment("hosted")
+    Payment.objects.filter(pk=done.pk).update(state="declined", created_at=timezone.now() - timedelta(hours=5))
+    html = support_client.get(reverse("admin:index")).content.decode()
+    expected = {"open-now": {fresh, a_while, stuck}, "open-while": {a_while, stuck}, "stuck": {stuck}}
+    links = {"open-now": "?open=now", "open-while": "?open=5min", "stuck": "?stuck=yes"}
+    for name, payments in expected.items():
+        assert f'data-testid="{name}-count">{len(payments)}<' in html, name
+        assert f'href="{CHANGELIST}{links[name]}"' in html
+        listed = shown_ids(support_client.get(CHANGELIST + links[name]))
+        assert listed == {str(p.pk)[:8] for p in payments}, name
+
+
+def test_the_index_reads_the_payments_table_once_for_its_three_counts(support_client):
+    start_payment("hosted")
+    # Open now, open > 5 min and stuck are one aggregate: no more queries than the stuck count alone was.
+    with CaptureQueriesContext(connection) as queries:
+        support_client.get(reverse("admin:index"))
+    payment_counts = [q["sql"] for q in queries if 'FROM "payments_payment"' in q["sql"]]
+    assert len(payment_counts) == 1, payment_counts
+
+
+RAW_TIMEOUT = ("ReadTimeout: HTTPConnectionPool(host='127.0.0.1', port=8099): Read timed out. "
+               "(read timeout=2)")
+
+
+def test_the_payment_page_speaks_plain_words_and_times(support_client):
+    payment = start_payment("hosted")
+    GatewayCall.objects.create(payment=payment, gateway="simulator", operation="create_session", method="POST",
+                               url="http://127.0.0.1:8099/v1/sessions", outcome="unknown", error=RAW_TIMEOUT,
+                               duration_ms=2001)
+    PaymentTransition.objects.create(payment=payment, from_state="created", to_state="unknown",
+                                     source="psp_response", reason=RAW_TIMEOUT)
+    due = timezone.now() - timedelta(seconds=5)
+    Payment.objects.filter(pk=payment.pk).update(next_check_at=due)
+    html = support_client.get(reverse("admin:payments_payment_change", args=[payment.pk])).content.decode()
+    why = html[html.index('data-testid="why-open"'):]
+    why = why[:why.index("</p>")]
+    assert "No answer (the PSP timed out, failed or could not be reached)" in why
+    assert "next automatic check due now" in why and "0 minutes" not in why and "5xx" not in html
+    timeline = html[html.index('data-testid="timeline"'):]
+    assert "The PSP did not answer in time." in timeline
+    # The raw text is kept for an engineer, folded away in the call's data, never in the words above it.
+    assert timeline.count("ReadTimeout") == 1
+    before = timeline[:timeline.index("ReadTimeout")]
+    assert before.rfind("<pre") > before.rfind("</pre>")
+    later = timezone.now() + timedelta(minutes=30)
+    Payment.objects.filter(pk=payment.pk).update(next_check_at=later)
+    html = support_client.get(reverse("admin:payments_payment_change", args=[payment.pk])).content.decode()
+    assert f"next automatic check at {timezone.localtime(later):%-d %b, %H:%M}" in html
+
+
+def test_discrepancy_summaries_give_amounts_as_money(psp):
+    from payments.gateways.base import GatewayResult, PspStatus
+    from payments.services import payment_apply_result
+
+    payment = start_payment("hosted")
+    payment_apply_result(payment_id=payment.pk, source="webhook", result=GatewayResult(
+        status=PspStatus.CAPTURED, psp_reference="txn_x", amount_minor=3800, amount_captured_minor=3800,
+        currency="EUR"))
+    summary = Discrepancy.objects.get(kind="amount_mismatch").summary
+    assert summary == "The PSP captured €38.00; the order is €12.50"
+
+
+def test_the_403_page_leads_staff_back_to_the_console(support_client):
+    response = support_client.get(reverse("admin:auth_user_changelist"))
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert f'href="{reverse("admin:index")}"' in html and "Back to the support console" in html

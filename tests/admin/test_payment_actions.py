@@ -163,9 +163,29 @@ def test_cancel_finds_the_psp_captured_it_meanwhile(support_client, psp):
     assert Payment.objects.get(pk=payment.pk).state == "captured"
 
 
-def refund(client, payment: Payment, amount: str, *, refund_id=None, reason="Damaged in transit", follow=True):
+def refund(client, payment: Payment, amount: str, *, refund_id=None, reason="Damaged in transit", follow=True,
+           confirmed=True):
     data = {"amount": amount, "reason": reason, "refund_id": str(refund_id or uuid.uuid4())}
+    if confirmed:
+        data["confirmed"] = "1"
     return client.post(url("refund", payment), data, follow=follow)
+
+
+def test_a_refund_asks_for_confirmation_showing_the_amount_and_the_customer(support_client, psp):
+    payment = captured_payment(psp)
+    page = refund(support_client, payment, "2.50", confirmed=False)
+    html = page.content.decode()
+    assert 'data-testid="confirm"' in html and "€2.50" in html
+    assert payment.order.email in html and payment.order.full_name in html and payment.order.number in html
+    assert 'value="Yes, refund €2.50"' in html and 'name="confirmed" value="1"' in html
+    assert not Refund.objects.exists()  # nothing left for the PSP yet
+
+
+def test_a_form_error_is_shown_once(support_client, psp):
+    payment = captured_payment(psp)
+    html = refund(support_client, payment, "12.51").content.decode()
+    assert html.count("At most €12.50 can be refunded") == 1
+    assert "Please correct the error below." in html
 
 
 def test_partial_then_full_refund(support_client, psp):

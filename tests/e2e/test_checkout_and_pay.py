@@ -25,7 +25,7 @@ def checkout(page: Page, shop) -> None:
     page.get_by_label("Address", exact=True).fill("1 Analytical Way")
     page.get_by_label("City").fill("London")
     page.get_by_label("Postal code").fill("N1 7AA")
-    page.get_by_label("Country").fill("GB")
+    page.get_by_label("Country").select_option("GB")
     page.get_by_role("button", name="Place order").click()
     expect(page.get_by_test_id("order-state")).to_have_text("Awaiting payment")
     assert product.order_lines.count() == 1

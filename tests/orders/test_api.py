@@ -50,6 +50,24 @@ def test_invalid_input_answers_400_naming_the_field(client, body, field):
     assert Order.objects.count() == 0
 
 
+@pytest.mark.parametrize("country", ["Germany", "XX", "G1", ""])
+def test_an_unknown_country_is_a_400_that_says_what_to_send(client, country):
+    ProductFactory(sku="MUG", stock=3)
+    response = client.post("/api/orders/", {**BODY, "country": country, "lines": [{"sku": "MUG", "quantity": 1}]},
+                           content_type="application/json")
+    assert response.status_code == 400
+    assert "country" in response.json()
+    assert Order.objects.count() == 0
+
+
+def test_a_lowercase_country_code_is_accepted_as_that_country(client):
+    ProductFactory(sku="MUG", stock=3)
+    response = client.post("/api/orders/", {**BODY, "country": "de", "lines": [{"sku": "MUG", "quantity": 1}]},
+                           content_type="application/json")
+    assert response.status_code == 201
+    assert Order.objects.get().country == "DE"
+
+
 def test_malformed_json_is_a_400_with_a_json_body(client):
     response = client.post("/api/orders/", "{not json", content_type="application/json")
     assert response.status_code == 400 and "detail" in response.json()

@@ -89,7 +89,7 @@ def test_return_page_ignores_its_query_string(client, psp):
     page = client.get(reverse("payments:return", args=[payment.pk]) + "?transaction_id=txn_fake&status=captured",
                       follow=True)
     payment.refresh_from_db()
-    assert payment.state == "pending" and "Waiting for confirmation" in page.content.decode()
+    assert payment.state == "pending" and "Waiting for you on the payment page" in page.content.decode()
 
 
 @pytest.mark.parametrize(

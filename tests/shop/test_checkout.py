@@ -9,7 +9,7 @@ from tests.shop.factories import ProductFactory
 pytestmark = pytest.mark.django_db
 
 ADDRESS = {"email": "ada@example.com", "full_name": "Ada Lovelace", "address_line1": "1 Analytical Way",
-           "city": "London", "postal_code": "N1 7AA", "country": "gb"}
+           "city": "London", "postal_code": "N1 7AA", "country": "GB"}
 
 
 def fill_cart(client, product, quantity=2):
@@ -52,8 +52,30 @@ def test_checkout_form_errors_name_the_field(client):
                                                       "checkout_token": str(uuid.uuid4())})
     assert response.status_code == 400
     body = response.content.decode()
-    assert "Enter a valid email address." in body and "two-letter country code" in body
+    assert "Enter a valid email address." in body and "Choose your country from the list." in body
     assert Order.objects.count() == 0
+
+
+@pytest.mark.parametrize("typed", ["Germany", "gb", "XX", ""])
+def test_checkout_takes_a_country_from_the_list_only(client, typed):
+    # "Germany" in a free two-letter box once became "GE", Georgia.
+    fill_cart(client, ProductFactory(), 1)
+    response = client.post(reverse("shop:checkout"), {**ADDRESS, "country": typed,
+                                                      "checkout_token": str(uuid.uuid4())})
+    assert response.status_code == 400
+    assert "Choose your country" in response.content.decode()
+    assert Order.objects.count() == 0
+
+
+def test_checkout_offers_countries_by_name_and_the_order_page_shows_the_name(client):
+    fill_cart(client, ProductFactory(), 1)
+    page = client.get(reverse("shop:checkout")).content.decode()
+    assert '<option value="DE">Germany</option>' in page and '<option value="GE">Georgia</option>' in page
+    response = client.post(reverse("shop:checkout"), {**ADDRESS, "country": "DE",
+                                                      "checkout_token": str(uuid.uuid4())})
+    order = Order.objects.get()
+    assert order.country == "DE"
+    assert "Germany" in client.get(response["Location"]).content.decode()
 
 
 def test_checkout_when_stock_ran_out_meanwhile_says_so(client):
@@ -70,3 +92,20 @@ def test_checkout_with_an_empty_cart_goes_back_to_the_cart(client):
     assert client.get(reverse("shop:checkout"))["Location"] == reverse("shop:cart")
     response = client.post(reverse("shop:checkout"), {**ADDRESS, "checkout_token": str(uuid.uuid4())})
     assert response.status_code == 400 and "Your cart is empty" in response.content.decode()
+
+
+def test_checkout_errors_are_summarised_and_tied_to_their_fields(client):
+    fill_cart(client, ProductFactory(), 1)
+    response = client.post(reverse("shop:checkout"), {**ADDRESS, "email": "nope", "city": "",
+                                                      "checkout_token": str(uuid.uuid4())})
+    body = response.content.decode()
+    assert 'data-error-summary' in body and "Please correct these 2 to place your order" in body
+    assert '<a href="#id_email">' in body and '<a href="#id_city">' in body
+    assert 'aria-describedby="id_email_error"' in body and 'id="id_email_error"' in body
+    assert body.count("Enter a valid email address.") == 2  # in the summary and under its field
+
+
+@pytest.mark.parametrize("name", ["shop:checkout", "shop:cart"])
+def test_checkout_and_cart_are_never_stored_by_the_browser(client, name):
+    fill_cart(client, ProductFactory(), 1)
+    assert "no-store" in client.get(reverse(name))["Cache-Control"]

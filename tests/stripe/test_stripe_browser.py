@@ -62,8 +62,9 @@ def test_a_card_that_needs_authentication_in_the_browser(page: Page, stripe_shop
 
     fill_card(page, CARDS["action"])
     page.get_by_test_id("pay-card").click()
-    expect(page.get_by_test_id("payment-state")).to_have_text("Waiting for confirmation", timeout=15000)
-    page.get_by_role("link", name="Continue to the payment page").click()  # Stripe's 3-D Secure page, approved
+    # The bank needs the customer: said so, with the button first.
+    expect(page.get_by_test_id("payment-state")).to_have_text("Your bank needs you", timeout=15000)
+    page.get_by_role("link", name="Confirm with your bank").click()  # Stripe's 3-D Secure page, approved
 
     expect(page.get_by_test_id("payment-state")).to_have_text("Payment received", timeout=15000)
     assert Order.objects.get().state == "paid"
