@@ -61,7 +61,9 @@ def test_a_support_user_resolves_a_stuck_payment_from_the_index(page: Page, shop
     page.get_by_test_id("resolve").click()
     page.get_by_label("Declined: the bank said no").check()
     page.get_by_role("button", name="Resolve").click()
-    expect(page.locator(".messagelist")).to_contain_text("Give a reason: it goes into the audit trail.")
+    # One line at the top points to the form; the error itself is shown once, at its field.
+    expect(page.locator(".messagelist")).to_contain_text("Please correct the error below.")
+    expect(page.locator(".errorlist")).to_have_text("Give a reason: it goes into the audit trail.")
     page.get_by_label("Declined: the bank said no").check()
     page.get_by_label("Reason").fill("Bank confirmed the decline by phone, ticket 812")
     page.get_by_role("button", name="Resolve").click()
