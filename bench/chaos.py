@@ -287,6 +287,8 @@ class Run:
             ("orders by state", ", ".join(f"{k} {v}" for k, v in sorted(books.orders.items()))),
             ("stored webhook events not applied", str(books.webhooks_unprocessed)),
             ("discrepancies", ", ".join(f"{k} {v}" for k, v in sorted(books.discrepancies.items())) or "none"),
+            ("customer e-mail (kind status)", ", ".join(f"{k} {v}" for k, v in sorted(books.mail.items())) or "none"),
+            ("customer e-mail problems", str(len(books.mail_problems))),
             ("customer outcomes", ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))),
             ("why customers gave up", ", ".join(f"{k} ({v})" for k, v in Counter(
                 o.note for o in self.outcomes if o.result == "gave_up").most_common(6)) or "none"),
@@ -311,6 +313,7 @@ class Run:
         problems += [f"charged for order {o}, which is not paid, and no discrepancy says so"
                      for o in books.charged_not_paid]
         problems += [f"order {o} is paid with no captured payment" for o in books.paid_not_charged]
+        problems += books.mail_problems
         if books.open_payments:
             problems.append(f"{books.open_payments} payment(s) still open after {f['quiesce_seconds']:.0f} s")
         if audit.returncode != 0 and not violations:

@@ -24,6 +24,10 @@ class Books:
     charged_not_paid: list[str] = field(default_factory=list)
     paid_not_charged: list[str] = field(default_factory=list)
     payment_order: dict[str, tuple[int, str]] = field(default_factory=dict)  # payment id -> (order id, state)
+    # The customer outbox: messages by kind and status, and each promise it broke (a paid order without
+    # exactly one receipt, an expired one without exactly one expiry mail, two messages of a kind for one event).
+    mail: Counter = field(default_factory=Counter)
+    mail_problems: list[str] = field(default_factory=list)
 
     @property
     def open_payments(self) -> int:
@@ -56,7 +60,29 @@ def read_books(conn: psycopg.Connection) -> Books:
         SELECT o.number FROM orders_order o WHERE o.state = ANY(%s) AND NOT EXISTS (
             SELECT 1 FROM payments_payment p WHERE p.order_id = o.id AND p.state = ANY(%s))""",
         [paid_states, list(CAPTURED_STATES)]).fetchall()]
+    read_mail(conn, books, paid_states)
     return books
+
+
+def read_mail(conn: psycopg.Connection, books: Books, paid_states: list[str]) -> None:
+    if conn.execute("SELECT to_regclass('notifications_notification')").fetchone()[0] is None:
+        return  # a shop from before the outbox
+    books.mail.update({f"{kind} {status}": n for kind, status, n in conn.execute(
+        "SELECT kind, status, count(*) FROM notifications_notification GROUP BY kind, status").fetchall()})
+    for kind, states in (("payment_succeeded", paid_states), ("order_expired", ["expired"])):
+        books.mail_problems += [f"order {number} ({state}) has {n} '{kind}' message(s), not 1" for number, state, n
+                                in conn.execute("""
+            SELECT o.number, o.state, count(n.id) FROM orders_order o
+            LEFT JOIN notifications_notification n ON n.order_id = o.id AND n.kind = %s AND n.resend_of_id IS NULL
+            WHERE o.state = ANY(%s) GROUP BY o.number, o.state HAVING count(n.id) <> 1""", [kind, states]).fetchall()]
+    # One message per event: per order for these kinds, per payment for the payment notices.
+    for column, kinds in (("order_id", ["order_placed", "payment_succeeded", "order_expired"]),
+                          ("payment_id", ["payment_declined", "payment_action_needed", "payment_delayed"])):
+        books.mail_problems += [f"{n} '{kind}' messages for one event ({column} {key})" for kind, key, n
+                                in conn.execute(f"""
+            SELECT kind, {column}, count(*) FROM notifications_notification
+            WHERE resend_of_id IS NULL AND kind = ANY(%s) GROUP BY kind, {column} HAVING count(*) > 1""",
+            [kinds]).fetchall()]
 
 
 def count_open(conn: psycopg.Connection) -> tuple[int, int]:

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "orders",
     "payments",
     "live",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -152,6 +153,19 @@ EMAIL_BACKEND = env_str(
 EMAIL_SUBJECT_PREFIX = env_str("EMAIL_SUBJECT_PREFIX", "[Reckon] ")  # so that operations can filter alerts
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+# Seconds the SMTP transport waits; the outbox retries a send that timed out.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+# A provider's backend (django-anymail) takes its settings as JSON, e.g.
+# ANYMAIL='{"POSTMARK_SERVER_TOKEN": "..."}' with
+# EMAIL_BACKEND=anymail.backends.postmark.EmailBackend (docs/notifications.md).
+if env_str("ANYMAIL"):
+    import json as _json
+
+    ANYMAIL = _json.loads(env_str("ANYMAIL"))
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -219,6 +233,25 @@ STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE")
 STRIPE_JS_URL = env_str("STRIPE_JS_URL", "https://js.stripe.com/v3/")
 
+# --- Customer e-mail (notifications/: the outbox) ---------------------------
+# The domain of each message's stable Message-ID (<row id@domain>).
+NOTIFY_MESSAGE_ID_DOMAIN = env_str("NOTIFY_MESSAGE_ID_DOMAIN", "reckon.invalid")
+# An open payment older than this gets one "still confirming" or "waiting for you" message.
+NOTIFY_SLOW_PAYMENT_MINUTES = env_int("NOTIFY_SLOW_PAYMENT_MINUTES", 10)
+# Seconds between attempts of a send that failed; after NOTIFY_MAX_ATTEMPTS it is marked failed.
+NOTIFY_RETRY_SECONDS = env_int_list("NOTIFY_RETRY_SECONDS", [60, 300, 900, 3600])
+NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
+# "Mail me my orders": orders of the last N days, at most this many.
+NOTIFY_LOOKUP_DAYS = env_int("NOTIFY_LOOKUP_DAYS", 180)
+NOTIFY_LOOKUP_MAX_ORDERS = env_int("NOTIFY_LOOKUP_MAX_ORDERS", 20)
+
+# --- Rate limits (django-ratelimit, on the default cache) --------------------
+# "N/period" with period s, m, h or d. The default cache is per process without
+# REDIS_URL: one web process (scripts/run) shares it; several need Redis.
+RATELIMIT_FIND_ORDER_PER_CLIENT = env_str("RATELIMIT_FIND_ORDER_PER_CLIENT", "20/h")
+RATELIMIT_FIND_ORDER_PER_EMAIL = env_str("RATELIMIT_FIND_ORDER_PER_EMAIL", "5/h")
+RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
+
 # --- Background worker (django-q2) -----------------------------------------
 # The config is read at import time by django-q2: tests pick "sync" through
 # the Q_SYNC environment variable, set before Django starts.
@@ -244,6 +277,13 @@ if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
 # published right after its commit; the per-process tail of the audit rows is
 # the guarantee in every setup (docs/architecture.md, "Live status").
 REDIS_URL = env_str("REDIS_URL")
+# The cache holds rate-limit counters: per process without Redis (enough for
+# scripts/run's one web process), shared by every node with it.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "reckon"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if REDIS_URL:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
                                   "CONFIG": {"hosts": [REDIS_URL], "prefix": "reckon:live:"}}}

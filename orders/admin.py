@@ -2,28 +2,15 @@ from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 
+from notifications.admin import NotificationInline
 from orders.models import Order, OrderLine, OrderTransition, TransitionSource
 from orders.services import OrderError, order_fulfil
+from payments.console.base_admin import ReadOnlyInline
 from payments.console.display import PaymentColumns, admin_link, badge
 from payments.console.forms import ReasonForm
 from payments.console.pages import form_errors_message, render_action_form
 from payments.models import Payment
 from payments.services import PaymentError, order_cancel_with_payment
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class OrderLineInline(ReadOnlyInline):
@@ -71,7 +58,7 @@ class OrderAdmin(admin.ModelAdmin):
     list_filter = ["state", "created_at"]
     search_fields = ["number", "email", "full_name"]
     date_hierarchy = "created_at"
-    inlines = [OrderLineInline, PaymentInline, OrderTransitionInline]
+    inlines = [OrderLineInline, PaymentInline, OrderTransitionInline, NotificationInline]
     actions = ["mark_fulfilled", "cancel_orders"]
     readonly_fields = ["number", "state_badge", "currency", "total_display", "stock_released", "created_at",
                        "updated_at"]

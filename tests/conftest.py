@@ -29,3 +29,12 @@ def psp(psp_process, settings) -> Simulator:
     simulator = Simulator(psp_process.url)
     simulator.reset()
     return simulator
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The cache holds rate-limit counters: each test starts with none (the test client is always 127.0.0.1)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -44,8 +44,9 @@ def test_storefront_pages(client, product, django_assert_num_queries):
         client.get(reverse("shop:cart"))
     with django_assert_num_queries(1):
         client.get(reverse("shop:checkout"))
-    # token check, products, stock update, order, lines, audit row, and the transaction's savepoint pair
-    with django_assert_num_queries(8):
+    # token check, products, stock update, order, lines, audit row, the order mail's outbox row, and the
+    # transaction's savepoint pair
+    with django_assert_num_queries(9):
         response = client.post(reverse("shop:checkout"), {**ADDRESS, "checkout_token": str(uuid.uuid4())})
     with django_assert_num_queries(3):  # the order, its lines, its payments
         client.get(response["Location"])
@@ -60,7 +61,8 @@ def test_paying_on_the_hosted_page(client, product, psp, django_assert_num_queri
         response = client.post(reverse("payments:pay-hosted", args=[number, token]))
     payment = Payment.objects.get()
     psp.pay_on_hosted_page(response["Location"])  # the webhook cannot reach the test server
-    with django_assert_num_queries(10):  # read, PSP call log, locks, capture, order paid, audit rows, save
+    # read, PSP call log, locks, capture, order paid, audit rows, the receipt's outbox row, save
+    with django_assert_num_queries(11):
         status = client.get(reverse("payments:return", args=[payment.pk]))
     with django_assert_num_queries(2):  # the payment, and for the receipt the time it was captured
         client.get(status["Location"])
@@ -82,7 +84,8 @@ def test_a_webhook_that_settles_and_its_duplicate(client, product, psp, django_a
     client.post(reverse("payments:pay-hosted", args=[number, token]))
     payment = Payment.objects.get()
     body = event_body(payment, "captured")
-    with django_assert_num_queries(13):  # event, find, locks, capture, order paid, audit rows, save, mark applied
+    # event, find, locks, capture, order paid, audit rows, the receipt's outbox row, save, mark applied
+    with django_assert_num_queries(14):
         deliver(client, body)
     # The insert that finds the duplicate, and reading the first; in a web request the insert runs alone
     # (autocommit), here inside the test's transaction it needs a savepoint (3 more).

@@ -44,3 +44,18 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def _require(self, request, permission: str) -> None:
         if not request.user.has_perm(permission):
             raise PermissionDenied
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -23,7 +23,7 @@ MAX_JSON_CHARS = 6000
 @dataclass(frozen=True)
 class TimelineEntry:
     at: datetime
-    kind: str  # transition | webhook | psp_call | refund | discrepancy | staff
+    kind: str  # transition | webhook | psp_call | refund | discrepancy | staff | email
     title: str
     who: str = ""
     detail: str = ""
@@ -37,7 +37,7 @@ class TimelineEntry:
 
 
 _KIND_LABELS = {"transition": "State", "webhook": "Webhook", "psp_call": "PSP call", "refund": "Refund",
-                "discrepancy": "Discrepancy", "staff": "Staff action"}
+                "discrepancy": "Discrepancy", "staff": "Staff action", "email": "Customer e-mail"}
 
 
 @dataclass
@@ -121,5 +121,12 @@ def payment_timeline(payment: Payment) -> Timeline:
         add(TimelineEntry(at=s.created_at, kind="staff", title=s.get_action_display(),
                           who=_who(s.actor_name, TransitionSource.STAFF),
                           detail=" ".join(part for part in (s.reason, s.outcome) if part)))
+    for n in _newest(payment.notifications.order_by("-created_at"), "customer e-mails", timeline):
+        sent = f"sent {n.sent_at:%Y-%m-%d %H:%M:%S}" if n.sent_at else n.get_status_display().lower()
+        add(TimelineEntry(at=n.created_at, kind="email", title=f"{n.get_kind_display()} to {n.to}",
+                          who=_who(n.requested_by_name, TransitionSource.STAFF) if n.requested_by_name else "system",
+                          detail=f"{sent}. {n.last_error}".strip(),
+                          url=reverse("admin:notifications_notification_change", args=[n.pk]),
+                          tone={"sent": "ok", "failed": "bad", "pending": "warn"}.get(n.status, "")))
     timeline.entries.sort(key=lambda entry: entry.at, reverse=True)
     return timeline

@@ -34,4 +34,9 @@ def payment_console_counts(context) -> dict:
     if user.has_perm("payments.view_webhookevent"):
         counts["failed_webhooks"] = failed_webhook_events().count()
         counts["webhooks_url"] = reverse("admin:payments_webhookevent_changelist") + "?status=failed"
+    if user.has_perm("notifications.view_notification"):
+        from notifications.models import Notification
+
+        counts["failed_emails"] = Notification.objects.filter(status=Notification.Status.FAILED).count()
+        counts["emails_url"] = reverse("admin:notifications_notification_changelist") + "?status__exact=failed"
     return counts

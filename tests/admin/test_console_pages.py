@@ -19,9 +19,9 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = reverse("admin:payments_payment_changelist")
 # Session, user, the user's and the group's permissions, the capped count, the page of payments (with orders).
 CHANGELIST_QUERIES = 6
-# Same four, the payment (twice: the timeline's and the form's), one query per kind of timeline row (6),
-# and the refundable amount's sum only for captured payments (not here).
-PAYMENT_PAGE_QUERIES = 12
+# Same four, the payment (twice: the timeline's and the form's), one query per kind of timeline row (7, with
+# the customer e-mails), and the refundable amount's sum only for captured payments (not here).
+PAYMENT_PAGE_QUERIES = 13
 
 
 def shown_ids(response) -> set[str]:

@@ -20,7 +20,8 @@ EXPECTED = {
     "payments.view_discrepancy", "payments.view_staffaction", "payments.check_payment", "payments.resolve_payment",
     "payments.cancel_payment", "payments.refund_payment", "payments.reprocess_webhookevent",
     "payments.close_discrepancy", "orders.view_order", "orders.view_orderline", "orders.view_ordertransition",
-    "orders.fulfil_order", "orders.cancel_order",
+    "orders.fulfil_order", "orders.cancel_order", "notifications.view_notification",
+    "notifications.resend_notification",
 }
 
 

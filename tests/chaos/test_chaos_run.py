@@ -37,6 +37,9 @@ def test_200_checkouts_under_faults_lose_and_double_no_charge():
     assert row("payments still open") == "0"
     assert row("charged, order not paid") == "0" and row("paid, nothing charged") == "0"
     assert row("audit_ledger") == "exit 0, 0 violation(s)"
+    # The outbox: one receipt per paid order, one expiry mail per expired order, no event mailed twice.
+    assert row("customer e-mail problems") == "0"
+    assert "payment_succeeded" in row(r"customer e-mail \(kind status\)")
     # The faults really happened: the required process faults, and PSP faults of every kind.
     process = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", row("process faults")))
     assert process.get("kill_q_worker", 0) >= 3 and process.get("restart_postgres", 0) >= 2

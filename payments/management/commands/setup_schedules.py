@@ -35,6 +35,7 @@ SCHEDULES = (
     ScheduleSpec("payments: alert on stuck payments", "payments.tasks.alert_stuck_payments", minutes=5),
     ScheduleSpec("payments: retry failed webhooks", "payments.tasks.retry_webhooks", minutes=1),
     ScheduleSpec("payments: retry pending refunds", "payments.tasks.retry_refunds", minutes=1),
+    ScheduleSpec("notifications: send customer e-mail", "notifications.tasks.send_notifications", minutes=1),
     ScheduleSpec("payments: reconcile with the PSP", "payments.tasks.reconcile_recent", minutes=None,
                  daily_at_hour_utc=2),
 )
@@ -42,7 +43,7 @@ SCHEDULES = (
 
 class Command(BaseCommand):
     help = ("Create or update the background worker's django-q2 schedules (sync, expire, alert, webhook and "
-            "refund retries every minute or five, reconcile daily at 02:00 UTC). Safe to run again: each "
+            "refund retries and customer e-mail every minute or five, reconcile daily at 02:00 UTC). Safe to run again: each "
             "schedule stays one row, and the next run time of an existing schedule is kept.")
 
     def handle(self, *args, verbosity=1, **options) -> None:
