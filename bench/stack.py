@@ -256,6 +256,8 @@ class Stack:
             "PSP_SIMULATOR_URL": self.psp_url,
             "PSP_SIMULATOR_PUBLIC_URL": self.psp_url,
             "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+            # Every simulated customer comes from 127.0.0.1: the per-client limits would stop the load.
+            "RATELIMIT_ENABLE": "0",
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.config.env)

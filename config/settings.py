@@ -48,10 +48,12 @@ INSTALLED_APPS = [
     "payments",
     "live",
     "notifications",
+    "csp",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.security.GatewayCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "shop.middleware.CartCookieMiddleware",
@@ -176,6 +178,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
+    # Writes (orders, payments) are throttled like the storefront's doors: a JSON 429 (shop/ratelimits.py).
+    "DEFAULT_THROTTLE_CLASSES": ["shop.ratelimits.ApiWriteThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Reckon shop API",
@@ -233,6 +237,13 @@ STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE")
 STRIPE_JS_URL = env_str("STRIPE_JS_URL", "https://js.stripe.com/v3/")
 
+# Content-Security-Policy (django-csp; config/security.py): our scripts and the active PSP's only.
+from config.csp_policy import content_security_policy  # noqa: E402
+
+CONTENT_SECURITY_POLICY = content_security_policy(
+    gateway=PAYMENT_GATEWAY, simulator_url=PSP_SIMULATOR_PUBLIC_URL, stripe_js_url=STRIPE_JS_URL,
+    stripe_api_base=STRIPE_API_BASE)
+
 # --- Customer e-mail (notifications/: the outbox) ---------------------------
 # The domain of each message's stable Message-ID (<row id@domain>).
 NOTIFY_MESSAGE_ID_DOMAIN = env_str("NOTIFY_MESSAGE_ID_DOMAIN", "reckon.invalid")
@@ -246,10 +257,18 @@ NOTIFY_LOOKUP_DAYS = env_int("NOTIFY_LOOKUP_DAYS", 180)
 NOTIFY_LOOKUP_MAX_ORDERS = env_int("NOTIFY_LOOKUP_MAX_ORDERS", 20)
 
 # --- Rate limits (django-ratelimit, on the default cache) --------------------
-# "N/period" with period s, m, h or d. The default cache is per process without
-# REDIS_URL: one web process (scripts/run) shares it; several need Redis.
-RATELIMIT_FIND_ORDER_PER_CLIENT = env_str("RATELIMIT_FIND_ORDER_PER_CLIENT", "20/h")
-RATELIMIT_FIND_ORDER_PER_EMAIL = env_str("RATELIMIT_FIND_ORDER_PER_EMAIL", "5/h")
+# Per door, "N/period" (period s, m, h or d) per key: the client's address, the
+# e-mail typed, the order being paid. Each is RATELIMIT_<DOOR>_PER_<KEY> in the
+# environment. The default cache is per process without REDIS_URL: one web
+# process (scripts/run) shares it; several need Redis.
+_RATE_LIMIT_DEFAULTS = {
+    "find_order": {"client": "20/h", "email": "5/h"},
+    "checkout": {"client": "20/m", "email": "10/m"},
+    "pay": {"client": "30/m", "order": "10/m"},
+    "api_write": {"client": "60/m"},
+}
+RATE_LIMITS = {door: {key: env_str(f"RATELIMIT_{door.upper()}_PER_{key.upper()}", rate) for key, rate in keys.items()}
+               for door, keys in _RATE_LIMIT_DEFAULTS.items()}
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
 
 # --- Background worker (django-q2) -----------------------------------------

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -7,7 +6,7 @@ from django.views.decorators.http import require_http_methods
 from notifications.outbox import request_order_links
 from orders.forms import FindOrderForm
 from orders.selectors import order_by_number_and_token, order_find_for_customer
-from shop.ratelimits import over_limit, too_many_requests
+from shop.ratelimits import rate_limited
 
 
 @never_cache  # Back after paying must never show a stored page with a live Pay form
@@ -18,11 +17,8 @@ def order_detail(request: HttpRequest, number: str, token: str) -> HttpResponse:
     return render(request, "orders/order_detail.html", {"order": order, "lines": order.lines.all()})
 
 
-def _typed_email(group: str, request: HttpRequest) -> str:
-    return request.POST.get("email", "").strip().lower()
-
-
 @require_http_methods(["GET", "POST"])
+@rate_limited("find_order")
 def order_find(request: HttpRequest) -> HttpResponse:
     """Find an order by number and e-mail, or, with the e-mail alone, have its links mailed.
 
@@ -31,12 +27,6 @@ def order_find(request: HttpRequest) -> HttpResponse:
     """
     form = FindOrderForm(request.POST or None)
     if request.method == "POST":
-        exceeded = over_limit(request, group="find-order", limits=[
-            ("client", settings.RATELIMIT_FIND_ORDER_PER_CLIENT, "ip"),
-            ("email", settings.RATELIMIT_FIND_ORDER_PER_EMAIL, _typed_email),
-        ])
-        if exceeded:
-            return too_many_requests(request, exceeded)
         if form.is_valid():
             email = form.cleaned_data["email"]
             if not form.cleaned_data["number"]:

@@ -24,6 +24,7 @@ from payments.services import (
     payment_sync,
 )
 from payments.webhooks import MAX_BODY_BYTES, webhook_receive
+from shop.ratelimits import rate_limited
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def _next_step(payment: Payment) -> HttpResponse:
 
 @never_cache
 @require_POST
+@rate_limited("pay")
 def pay_hosted(request: HttpRequest, number: str, token: str) -> HttpResponse:
     order = _order_or_404(number, token)
     try:
@@ -60,6 +62,7 @@ def pay_hosted(request: HttpRequest, number: str, token: str) -> HttpResponse:
 
 @never_cache
 @require_POST
+@rate_limited("pay")
 def pay_direct(request: HttpRequest, number: str, token: str) -> HttpResponse:
     order = _order_or_404(number, token)
     card_token = request.POST.get("card_token", "")
@@ -108,13 +111,27 @@ def payment_status_json(request: HttpRequest, payment_id: uuid.UUID) -> JsonResp
     return JsonResponse(payment_customer_view(payment))
 
 
+def _webhook_body(request: HttpRequest) -> bytes | JsonResponse:
+    """The raw body, at most MAX_BODY_BYTES: a bigger one is refused from its Content-Length, before it is read."""
+    too_large = JsonResponse({"error": f"Body too large: at most {MAX_BODY_BYTES} bytes."}, status=413)
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return JsonResponse({"error": "Invalid Content-Length."}, status=400)
+    if declared > MAX_BODY_BYTES:
+        return too_large
+    body = request.read(MAX_BODY_BYTES + 1)  # a body without (or beyond) its Content-Length is cut off here
+    return too_large if len(body) > MAX_BODY_BYTES else body
+
+
 @csrf_exempt
 @require_POST
 def webhook(request: HttpRequest, gateway: str) -> JsonResponse:
-    if len(request.body) > MAX_BODY_BYTES:
-        return JsonResponse({"error": "Body too large."}, status=413)
+    body = _webhook_body(request)
+    if isinstance(body, JsonResponse):
+        return body
     try:
-        outcome, event = webhook_receive(gateway_name=gateway, headers=dict(request.headers), body=request.body)
+        outcome, event = webhook_receive(gateway_name=gateway, headers=dict(request.headers), body=body)
     except UnknownGateway:
         return JsonResponse({"error": f"Unknown gateway {gateway!r}."}, status=404)
     except InvalidWebhook as exc:

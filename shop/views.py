@@ -9,6 +9,7 @@ from orders.services import CustomerDetails, LineRequest, OrderError, order_crea
 from shop.cart import Cart
 from shop.forms import CheckoutForm, QuantityForm
 from shop.models import Product
+from shop.ratelimits import rate_limited
 
 
 def product_list(request: HttpRequest) -> HttpResponse:
@@ -78,6 +79,7 @@ def cart_remove(request: HttpRequest, product_id: int) -> HttpResponse:
 
 @never_cache
 @require_http_methods(["GET", "POST"])
+@rate_limited("checkout")
 def checkout(request: HttpRequest) -> HttpResponse:
     cart = Cart.of(request)
     if request.method == "POST":

@@ -37,3 +37,20 @@ def shop(live_server, psp, settings):
     settings.SHOP_BASE_URL = live_server.url
     psp.set_webhook_url(f"{live_server.url}/payments/webhooks/simulator/")
     return live_server
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations(request):
+    """Every browser test runs under the shop's Content-Security-Policy and fails on any violation."""
+    if "page" not in request.fixturenames:
+        yield
+        return
+    page = request.getfixturevalue("page")
+    violations: list[str] = []
+    page.on("console", lambda message: violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.on("response", lambda response: violations.append(f"no CSP header on {response.url}")
+            if response.request.resource_type == "document" and "/hosted/" not in response.url
+            and response.status < 400 and "content-security-policy" not in response.headers else None)
+    yield
+    assert not violations, violations

@@ -48,8 +48,7 @@ def test_the_links_of_that_address_are_mailed_and_open_the_orders(client):
 
 
 def test_per_address_and_per_client_limits_answer_429(client, settings):
-    settings.RATELIMIT_FIND_ORDER_PER_EMAIL = "3/h"
-    settings.RATELIMIT_FIND_ORDER_PER_CLIENT = "5/m"
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "find_order": {"client": "5/m", "email": "3/h"}}
     for _ in range(3):
         assert ask(client, "ada@example.com").status_code == 200
     limited = ask(client, "ADA@example.com")

@@ -150,6 +150,14 @@ def test_if_we_cannot_store_the_event_the_psp_is_told_to_retry(client, pending_p
 
 def test_oversized_bodies_and_unknown_gateways_are_refused(client, db):
     assert client.post(URL, b"x" * (256 * 1024 + 1), content_type="application/json").status_code == 413
+    # A signed 5 MB body: a JSON 413 from its Content-Length (not Django's HTML 400), nothing stored.
+    big = b'{"pad": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    response = client.post(URL, big, content_type="application/json", HTTP_SIM_SIGNATURE=sign(big))
+    assert response.status_code == 413 and response["Content-Type"] == "application/json"
+    assert response.json() == {"error": "Body too large: at most 262144 bytes."}
+    lying = client.post(URL, b"{}", content_type="application/json", CONTENT_LENGTH="abc")
+    assert lying.status_code == 400 and "error" in lying.json()
+    assert not WebhookEvent.objects.exists()
     response = client.post(reverse("payments:webhook", args=["nope"]), b"{}", content_type="application/json")
     assert response.status_code == 404 and "error" in response.json()
     assert client.get(URL).status_code == 405
