@@ -256,6 +256,19 @@ NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 5)
 NOTIFY_LOOKUP_DAYS = env_int("NOTIFY_LOOKUP_DAYS", 180)
 NOTIFY_LOOKUP_MAX_ORDERS = env_int("NOTIFY_LOOKUP_MAX_ORDERS", 20)
 
+# --- Retention (manage.py prune, daily; payments/retention.py) ---------------
+# Days kept; never for rows tied to an open payment, open discrepancy or pending refund.
+RETENTION_DAYS = {
+    "gateway_calls": env_int("RETENTION_GATEWAY_CALL_DAYS", 90),
+    "webhook_events": env_int("RETENTION_WEBHOOK_EVENT_DAYS", 90),
+    "unmatched_webhook_events": env_int("RETENTION_UNMATCHED_WEBHOOK_EVENT_DAYS", 30),
+    "task_results": env_int("RETENTION_TASK_RESULT_DAYS", 30),
+    "notifications": env_int("RETENTION_NOTIFICATION_DAYS", 365),
+}
+# Orders younger than this keep the customer's name, address and e-mail even
+# through forget_customer (the law's retention for invoices; 0: none).
+CUSTOMER_DATA_LEGAL_RETENTION_DAYS = env_int("CUSTOMER_DATA_LEGAL_RETENTION_DAYS", 0)
+
 # --- Rate limits (django-ratelimit, on the default cache) --------------------
 # Per door, "N/period" (period s, m, h or d) per key: the client's address, the
 # e-mail typed, the order being paid. Each is RATELIMIT_<DOOR>_PER_<KEY> in the

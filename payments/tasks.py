@@ -79,3 +79,10 @@ def reconcile_window(since: str, until: str) -> str:
     from payments.reconcile import reconcile
 
     return str(reconcile(since=parse_datetime(since), until=parse_datetime(until)))
+
+
+def prune_old_rows() -> str:
+    """Daily: delete what the retention settings allow (payments/retention.py)."""
+    from payments.retention import prune
+
+    return ", ".join(f"{r.name} {r.deleted}" for r in prune()) + " deleted."

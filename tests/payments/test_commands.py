@@ -131,18 +131,18 @@ def test_reconcile_with_the_psp_down_says_so(psp):
 
 def test_setup_schedules_twice_leaves_one_row_each_and_repairs_edits():
     out, _ = run("setup_schedules")
-    assert out == "Worker schedules: 7 created.\n"
+    assert out == "Worker schedules: 8 created.\n"
     Schedule.objects.filter(func="payments.tasks.sync_payments").update(minutes=30)
     next_run = Schedule.objects.get(func="payments.tasks.reconcile_recent").next_run
     out, _ = run("setup_schedules")
-    assert out == "Worker schedules: 1 updated, 6 unchanged.\n"
-    assert Schedule.objects.count() == 7
+    assert out == "Worker schedules: 1 updated, 7 unchanged.\n"
+    assert Schedule.objects.count() == 8
     every = dict(Schedule.objects.values_list("func", "minutes"))
     assert every == {
         "payments.tasks.sync_payments": 1, "payments.tasks.expire_payments": 1,
         "payments.tasks.alert_stuck_payments": 5, "payments.tasks.retry_webhooks": 1,
         "payments.tasks.retry_refunds": 1, "payments.tasks.reconcile_recent": None,
-        "notifications.tasks.send_notifications": 1,
+        "notifications.tasks.send_notifications": 1, "payments.tasks.prune_old_rows": None,
     }
     reconcile = Schedule.objects.get(func="payments.tasks.reconcile_recent")
     assert reconcile.schedule_type == Schedule.DAILY and reconcile.next_run == next_run

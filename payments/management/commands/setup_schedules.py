@@ -38,12 +38,13 @@ SCHEDULES = (
     ScheduleSpec("notifications: send customer e-mail", "notifications.tasks.send_notifications", minutes=1),
     ScheduleSpec("payments: reconcile with the PSP", "payments.tasks.reconcile_recent", minutes=None,
                  daily_at_hour_utc=2),
+    ScheduleSpec("retention: prune old rows", "payments.tasks.prune_old_rows", minutes=None, daily_at_hour_utc=3),
 )
 
 
 class Command(BaseCommand):
     help = ("Create or update the background worker's django-q2 schedules (sync, expire, alert, webhook and "
-            "refund retries and customer e-mail every minute or five, reconcile daily at 02:00 UTC). Safe to run again: each "
+            "refund retries and customer e-mail every minute or five, reconcile daily at 02:00 UTC, prune daily at 03:00 UTC). Safe to run again: each "
             "schedule stays one row, and the next run time of an existing schedule is kept.")
 
     def handle(self, *args, verbosity=1, **options) -> None:
