@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -30,7 +31,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "daphne",  # first: its runserver serves HTTP and WebSocket (config/asgi.py)
-    "django.contrib.admin",
+    "config.apps.ReckonAdminConfig",  # django.contrib.admin with the console's site (config/staff_auth.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -49,6 +50,10 @@ INSTALLED_APPS = [
     "live",
     "notifications",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -60,8 +65,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -111,6 +118,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Staff sign-in (config/staff_auth.py). Lockout by django-axes: AXES_FAILURE_LIMIT
+# wrong passwords for one username, or from one address, lock both out for
+# AXES_COOLOFF_MINUTES (a 429 page); a correct sign-in clears the count.
+# `manage.py axes_reset_username NAME` lifts a lockout early.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # the address is REMOTE_ADDR, as for the rate limits
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_VERBOSE = False
+# A second factor (django-otp: an authenticator app, or a backup code) for every
+# staff session in the console. Turning it off is for a throwaway local shop only.
+ADMIN_REQUIRE_OTP = env_bool("ADMIN_REQUIRE_OTP", True)
+OTP_TOTP_ISSUER = env_str("SHOP_NAME", "Reckon")
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

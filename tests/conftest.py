@@ -3,6 +3,7 @@ from django.db import connection
 
 from psp_simulator.process import SimulatorProcess
 from tests.psp import Simulator
+from tests.staff import login_verified
 
 
 @pytest.fixture
@@ -29,6 +30,12 @@ def psp(psp_process, settings) -> Simulator:
     simulator = Simulator(psp_process.url)
     simulator.reset()
     return simulator
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's admin_client, verified by a second factor as the console requires."""
+    return login_verified(client, admin_user)
 
 
 @pytest.fixture(autouse=True)

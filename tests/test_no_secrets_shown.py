@@ -19,6 +19,7 @@ from notifications.sender import send_due_notifications
 from payments.models import GatewayCall, Payment, WebhookEvent
 from tests.orders.factories import make_order
 from tests.psp import CARDS
+from tests.staff import login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +48,7 @@ def test_no_secret_or_card_number_in_pages_logs_or_mail(client, psp, settings, c
 
     admin = get_user_model().objects.create_superuser("root", "root@example.com", "a-long-password-1")
     staff = Client()
-    staff.force_login(admin)
+    login_verified(staff, admin)
     pages = []
     for payment in Payment.objects.select_related("order"):
         pages.append(client.get(reverse("payments:status", args=[payment.pk])))

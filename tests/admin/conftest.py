@@ -11,6 +11,7 @@ from django.core.management import call_command
 from payments.models import Payment
 from payments.services import payment_open_session, payment_sync
 from tests.payments.factories import start_payment
+from tests.staff import login_verified
 
 PASSWORD = "a-long-support-password-1"
 
@@ -40,8 +41,7 @@ def support_user(db):
 
 @pytest.fixture
 def support_client(client, support_user):
-    client.force_login(support_user)
-    return client
+    return login_verified(client, support_user)
 
 
 @pytest.fixture
@@ -49,8 +49,7 @@ def override_client(client, db):
     """A support lead: the group plus the override permission, given to a person."""
     user = make_support_user("lead")
     user.user_permissions.add(Permission.objects.get(codename="resolve_payment_override"))
-    client.force_login(user)
-    return client
+    return login_verified(client, user)
 
 
 def pending_payment() -> Payment:

@@ -17,11 +17,12 @@ from tests.payments.factories import start_payment
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:payments_payment_changelist")
-# Session, user, the user's and the group's permissions, the capped count, the page of payments (with orders).
-CHANGELIST_QUERIES = 6
-# Same four, the payment (twice: the timeline's and the form's), one query per kind of timeline row (7, with
+# Session, user, the second factor's device (django-otp), the user's and the group's permissions, the capped
+# count, the page of payments (with orders).
+CHANGELIST_QUERIES = 7
+# Same five, the payment (twice: the timeline's and the form's), one query per kind of timeline row (7, with
 # the customer e-mails), and the refundable amount's sum only for captured payments (not here).
-PAYMENT_PAGE_QUERIES = 13
+PAYMENT_PAGE_QUERIES = 14
 
 
 def shown_ids(response) -> set[str]:

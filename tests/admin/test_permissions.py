@@ -12,6 +12,7 @@ from orders.models import Order
 from payments.models import Payment, PaymentTransition
 from payments.resolution import SUPPORT_GROUP
 from tests.admin.conftest import pending_payment
+from tests.staff import login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +67,7 @@ def test_a_support_user_cannot_delete_or_edit_raw_fields(support_client, psp):
 def test_a_staff_user_outside_the_group_is_refused_the_actions(client, psp):
     viewer = get_user_model().objects.create_user("viewer", password="x-long-password-1", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_payment"))
-    client.force_login(viewer)
+    login_verified(client, viewer)
     payment = pending_payment()
     for name in ("resolve", "cancel", "refund"):
         url = reverse(f"admin:payments_payment_{name}", args=[payment.pk])
@@ -105,7 +106,7 @@ def test_the_audit_trail_keeps_the_name_of_a_deleted_staff_user(support_client, 
     transition = PaymentTransition.objects.get(source="staff")
     assert transition.actor is None and transition.actor_name == "sam"
     lead = get_user_model().objects.create_superuser("root", password="x-long-password-1")
-    support_client.force_login(lead)
+    login_verified(support_client, lead)
     page = support_client.get(reverse("admin:payments_payment_change", args=[payment.pk])).content.decode()
     assert "sam (staff)" in page and "Duplicate order" in page
 

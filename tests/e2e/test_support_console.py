@@ -6,6 +6,7 @@ import os
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from playwright.sync_api import Page, expect
@@ -13,6 +14,7 @@ from playwright.sync_api import Page, expect
 from payments.models import Payment
 from payments.services import payment_open_session
 from tests.payments.factories import start_payment
+from tests.staff import current_code
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,6 +47,7 @@ def test_a_support_user_resolves_a_stuck_payment_from_the_index(page: Page, shop
     page.goto(f"{shop.url}/admin/")
     page.fill("#id_username", "sam")
     page.fill("#id_password", PASSWORD)
+    page.fill("#id_otp_token", current_code(get_user_model().objects.get(username="sam")))
     page.click("input[type=submit]")
     expect(page.get_by_test_id("stuck-count")).to_have_text("1")
 

@@ -9,6 +9,7 @@ from notifications.models import Notification
 from tests.admin.conftest import captured_payment
 from tests.notifications.helpers import send_all
 from tests.orders.factories import make_order
+from tests.staff import login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -61,5 +62,5 @@ def test_a_pending_mail_cannot_be_resent_and_a_user_without_the_permission_canno
     from django.contrib.auth import get_user_model
 
     viewer = get_user_model().objects.create_user("viewer", password="x", is_staff=True)
-    client.force_login(viewer)
+    login_verified(client, viewer)
     assert client.post(url, {"reason": "x", "request_id": str(uuid.uuid4())}).status_code == 403

@@ -10,13 +10,15 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
 from django.db import transaction
 
+from config.staff_auth import enrol, enrolment_text
 from payments.resolution import SUPPORT_GROUP
 
 
 class Command(BaseCommand):
     help = (f'Create a staff user in the "{SUPPORT_GROUP}" group: the support console (/admin/) with just the '
             "permissions to look into payments and resolve them, no more. The password is asked for twice, or "
-            "read from an environment variable with --password-from-env.")
+            "read from an environment variable with --password-from-env. It prints the second factor to give "
+            "the person: an authenticator-app key and backup codes.")
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("username")
@@ -50,7 +52,10 @@ class Command(BaseCommand):
         with transaction.atomic():
             user.save()
             user.groups.add(group)
-        self.stdout.write(f'Created staff user {username!r} in the "{SUPPORT_GROUP}" group; they sign in at /admin/.')
+            enrolment = enrol(user)
+        self.stdout.write(f'Created staff user {username!r} in the "{SUPPORT_GROUP}" group; they sign in at /admin/ '
+                          "with their password and a code.")
+        self.stdout.write(enrolment_text(enrolment))
 
     @staticmethod
     def _password_from_env(variable: str) -> str:
