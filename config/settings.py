@@ -57,6 +57,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first and last: request counts and latencies
     "django.middleware.security.SecurityMiddleware",
     "config.security.GatewayCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -68,7 +69,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into the lockout page
+    "axes.middleware.AxesMiddleware",  # turns a locked-out sign-in into the lockout page
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -135,6 +137,14 @@ AXES_VERBOSE = False
 # staff session in the console. Turning it off is for a throwaway local shop only.
 ADMIN_REQUIRE_OTP = env_bool("ADMIN_REQUIRE_OTP", True)
 OTP_TOTP_ISSUER = env_str("SHOP_NAME", "Reckon")
+
+# /metrics (config/ops.py) answers only these addresses, or a request with
+# "Authorization: Bearer $METRICS_TOKEN". With several web processes per node,
+# set PROMETHEUS_MULTIPROC_DIR to an empty folder so the request metrics add up.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+# The request latency histogram's buckets (seconds), for the p50/p99 of pages answering in 10 ms to 10 s.
+PROMETHEUS_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -251,6 +261,9 @@ PAYMENT_ALERT_AFTER_MINUTES = env_int("PAYMENT_ALERT_AFTER_MINUTES", 60)
 PAYMENT_SYNC_BACKOFF_SECONDS = env_int_list("PAYMENT_SYNC_BACKOFF_SECONDS", [30, 60, 120, 300, 900, 1800, 3600])
 PAYMENT_SYNC_GIVE_UP_HOURS = env_int("PAYMENT_SYNC_GIVE_UP_HOURS", 72)
 PAYMENT_SYNC_BATCH_SIZE = env_int("PAYMENT_SYNC_BATCH_SIZE", 100)
+# At most this many helper sweeps beside the scheduled one when a backlog is due
+# (one per further batch): set it to the worker processes of every node.
+PAYMENT_SYNC_FAN_OUT = env_int("PAYMENT_SYNC_FAN_OUT", 8)
 # A payment still "created" that the PSP has never heard of after this long is failed.
 PAYMENT_CREATED_GRACE_SECONDS = env_int("PAYMENT_CREATED_GRACE_SECONDS", 120)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5)
@@ -311,9 +324,12 @@ RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
 # --- Background worker (django-q2) -----------------------------------------
 # The config is read at import time by django-q2: tests pick "sync" through
 # the Q_SYNC environment variable, set before Django starts.
+# With REDIS_URL the broker is Redis (one shared list, no polling of a table);
+# without it the database (django-q2's ORM broker), as in scripts/run.
+REDIS_URL = env_str("REDIS_URL")
 Q_CLUSTER = {
     "name": "reckon",
-    "orm": "default",
+    **({"redis": REDIS_URL} if REDIS_URL else {"orm": "default"}),
     "workers": env_int("Q_WORKERS", 2),
     "timeout": env_int("Q_TIMEOUT", 60),
     "retry": env_int("Q_RETRY", 120),
@@ -332,12 +348,13 @@ if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
 # With REDIS_URL the channel layer is Redis and every transition is also
 # published right after its commit; the per-process tail of the audit rows is
 # the guarantee in every setup (docs/architecture.md, "Live status").
-REDIS_URL = env_str("REDIS_URL")
 # The cache holds rate-limit counters: per process without Redis (enough for
 # scripts/run's one web process), shared by every node with it.
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                           "KEY_PREFIX": "reckon"}}
+    # Sessions read from Redis, written through to the database: a Redis restart logs nobody out.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 if REDIS_URL:

@@ -215,7 +215,9 @@ class GatewayCall(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["payment", "created_at"])]
+        # created_at alone: the retention prune and the recent-calls metrics (config/ops.py) range over it.
+        indexes = [models.Index(fields=["payment", "created_at"]),
+                   models.Index(fields=["created_at"], name="gatewaycall_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.operation} {self.status_code or '-'} {self.outcome}"

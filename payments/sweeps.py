@@ -20,6 +20,7 @@ A claimed payment whose sweep died is due again when its lease runs out.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -153,14 +154,26 @@ def _psp_answered(payment_id: uuid.UUID) -> bool:
     return last != GatewayCall.Outcome.UNKNOWN
 
 
-def sync_due_payments(*, batch_size: int | None = None, budget_seconds: float | None = None) -> SyncReport:
+def sync_helpers_needed(*, now: datetime, batch_size: int | None = None) -> int:
+    """How many more sweeps to run beside this one: one per further batch due, at most PAYMENT_SYNC_FAN_OUT."""
+    batch_size = batch_size or settings.PAYMENT_SYNC_BATCH_SIZE
+    fan_out = settings.PAYMENT_SYNC_FAN_OUT
+    due = payments_due_for_sync(now=now)[: batch_size * (fan_out + 1)].count()
+    return min(max(math.ceil(due / batch_size) - 1, 0), fan_out)
+
+
+def sync_due_payments(*, batch_size: int | None = None, budget_seconds: float | None = None,
+                      due_at: datetime | None = None) -> SyncReport:
     """Ask the PSP about every payment whose check is due, and apply the answers.
 
     Works through the due payments batch by batch until none is left, the
     time budget is spent, or the PSP stops answering. payment_sync applies
     each answer and moves next_check_at along PAYMENT_SYNC_BACKOFF_SECONDS.
+    Several of these may run at once (the scheduled task fans out, see
+    payments.tasks.sync_payments): each claims its own batches with SKIP
+    LOCKED, so no payment is checked by two. `due_at`: only what was due then.
     """
-    started = timezone.now()
+    started = due_at or timezone.now()
     batch_size = batch_size or settings.PAYMENT_SYNC_BATCH_SIZE
     stop_at = time.monotonic() + (budget_seconds if budget_seconds is not None else sweep_time_budget())
     report = SyncReport(given_up=_stop_polling_old_payments(now=started))

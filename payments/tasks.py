@@ -21,10 +21,31 @@ def charge_payment(payment_id: str) -> str:
 
 
 def sync_payments() -> str:
-    """Every minute: ask the PSP about the open payments whose check is due."""
+    """Every minute: ask the PSP about the open payments whose check is due.
+
+    With more than a batch due, it first queues helper sweeps (one per further
+    batch, at most PAYMENT_SYNC_FAN_OUT) for the other workers, on every node,
+    then sweeps itself: a backlog is settled by as many workers as there are.
+    A helper lost with its worker costs nothing: its claims run out and the
+    next minute's sweep takes them.
+    """
+    from django_q.tasks import async_task
+
+    from payments.sweeps import sync_due_payments, sync_helpers_needed
+
+    now = timezone.now()
+    helpers = sync_helpers_needed(now=now)
+    for n in range(helpers):
+        async_task("payments.tasks.sync_payments_batch", now.isoformat(), task_name=f"sync-helper-{now:%H%M%S}-{n}")
+    report = str(sync_due_payments(due_at=now))
+    return report + (f" {helpers} helper sweep(s) queued." if helpers else "")
+
+
+def sync_payments_batch(due_at: str) -> str:
+    """A helper sweep queued by sync_payments: the payments due at `due_at` that no other sweep holds."""
     from payments.sweeps import sync_due_payments
 
-    return str(sync_due_payments())
+    return str(sync_due_payments(due_at=parse_datetime(due_at)))
 
 
 def expire_payments() -> str:

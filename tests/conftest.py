@@ -1,7 +1,12 @@
+import shutil
+import socket
+import subprocess
+import time
+
 import pytest
 from django.db import connection
 
-from psp_simulator.process import SimulatorProcess
+from psp_simulator.process import SimulatorProcess, free_port
 from tests.psp import Simulator
 from tests.staff import login_verified
 
@@ -45,3 +50,28 @@ def _fresh_cache():
 
     cache.clear()
     yield
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A throwaway redis-server on 127.0.0.1 (Debian's; scripts/test installs it), stopped after the test."""
+    binary = shutil.which("redis-server")
+    if not binary:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)

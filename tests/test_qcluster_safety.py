@@ -8,6 +8,7 @@ the same scenario on django-q2's own objects, where it stalls.
 import multiprocessing
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -180,14 +181,50 @@ def test_the_safe_event_wakes_its_waiter_and_times_out_unset():
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _start_qcluster(tmp_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+def _cluster_env(tmp_path: Path, redis_url: str = "") -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "REDIS_URL", "Q_SYNC"}}
     env.update(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", Q_WORKERS="2")
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+def _start_qcluster(tmp_path: Path, redis_url: str = "") -> subprocess.Popen:
+    env = _cluster_env(tmp_path, redis_url)
     subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env,
                    check=True, timeout=120)
     log = (tmp_path / "qcluster.log").open("w")
     return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _kill_group(cluster: subprocess.Popen) -> None:
+    try:
+        os.killpg(cluster.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    cluster.wait(5)
+
+
+def _wait_running(cluster: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while "running." not in log.read_text() and time.monotonic() < deadline:
+        assert cluster.poll() is None, log.read_text()
+        time.sleep(0.1)
+    assert "running." in log.read_text()
+
+
+def _django(tmp_path: Path, redis_url: str, code: str) -> str:
+    return subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT,
+                          env=_cluster_env(tmp_path, redis_url), check=True, timeout=60, capture_output=True,
+                          text=True).stdout.strip().splitlines()[-1]  # after shell's "N objects imported"
+
+
+def _live_worker_pids(log: Path) -> list[int]:
+    """The pool's workers as the cluster logs them ("ready for work at PID"), those still alive."""
+    pids = [int(pid) for pid in re.findall(r"ready for work at (\d+)", log.read_text())]
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
 
 
 def _group_alive(pgid: int) -> bool:
@@ -205,11 +242,7 @@ def test_qcluster_stops_when_its_whole_process_group_gets_sigterm(tmp_path):
     cluster = _start_qcluster(tmp_path)
     log = tmp_path / "qcluster.log"
     try:
-        deadline = time.monotonic() + 60
-        while "running." not in log.read_text() and time.monotonic() < deadline:
-            assert cluster.poll() is None, log.read_text()
-            time.sleep(0.1)
-        assert "running." in log.read_text()
+        _wait_running(cluster, log)
         os.killpg(cluster.pid, signal.SIGTERM)
         try:
             cluster.wait(30)
@@ -221,11 +254,7 @@ def test_qcluster_stops_when_its_whole_process_group_gets_sigterm(tmp_path):
             time.sleep(0.1)
         assert not _group_alive(cluster.pid), "qcluster's children outlived it"
     finally:
-        try:
-            os.killpg(cluster.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        cluster.wait(5)
+        _kill_group(cluster)
 
 
 def test_the_safe_queue_still_passes_tasks_between_processes():
@@ -338,3 +367,39 @@ def test_a_storm_of_killed_readers_neither_garbles_nor_stops_the_queue(monkeypat
         for process in (pusher, *readers):
             process.kill()
             process.join(5)
+
+
+@pytest.fixture(params=["orm", "redis"])
+def broker(request, tmp_path):
+    """The broker's REDIS_URL: empty for django-q2's ORM broker (the default), a throwaway Redis otherwise."""
+    return request.getfixturevalue("redis_url") if request.param == "redis" else ""
+
+
+@pytest.mark.slow
+@linux_only
+def test_on_either_broker_the_cluster_keeps_working_after_workers_are_killed(tmp_path, broker):
+    """kill -9 of workers, as the chaos run does: the others go on taking tasks, the sentinel replaces the dead."""
+    cluster = _start_qcluster(tmp_path, broker)
+    log = tmp_path / "qcluster.log"
+    enqueue = ("from django_q.tasks import async_task\n"
+               "for n in range({n}): async_task('math.factorial', n, task_name='t{tag}-%d' % n)")
+    done = "from django_q.models import Success; print(Success.objects.filter(name__startswith='t{tag}-').count())"
+    try:
+        _wait_running(cluster, log)
+        if broker:
+            assert "Redis" in _django(tmp_path, broker, "from django_q.brokers import get_broker; "
+                                                        "print(get_broker().info())")
+        for round_ in range(2):
+            killed = random.sample(_live_worker_pids(log), 2)
+            for pid in killed:
+                os.kill(pid, signal.SIGKILL)
+            _django(tmp_path, broker, enqueue.format(n=40, tag=round_))
+            deadline = time.monotonic() + 60
+            while (count := int(_django(tmp_path, broker, done.format(tag=round_)))) < 40:
+                assert time.monotonic() < deadline, f"{count}/40 tasks done after the kill:\n{log.read_text()}"
+                time.sleep(0.5)
+            assert not set(killed) & set(_live_worker_pids(log))
+        assert cluster.poll() is None
+        assert log.read_text().count("reincarnated worker") >= 4
+    finally:
+        _kill_group(cluster)

@@ -1,5 +1,6 @@
 """The settings contract: environment-driven, safe by default, clear errors."""
 
+import json
 import os
 import secrets
 import subprocess
@@ -60,3 +61,22 @@ def test_the_documented_support_user_command_works_in_a_bare_shell(tmp_path):
                              text=True, timeout=60)
     assert created.returncode == 0, created.stderr
     assert "Created staff user 'alice'" in created.stdout
+
+
+def _settings_as_json(**env: str) -> dict:
+    code = ("import json; from django.conf import settings as s; print(json.dumps({'q': s.Q_CLUSTER, "
+            "'cache': s.CACHES['default']['BACKEND'], 'session': s.SESSION_ENGINE, "
+            "'layer': s.CHANNEL_LAYERS['default']['BACKEND']}))")
+    result = manage("shell", "-c", code, DEBUG="1", **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_redis_url_switches_broker_cache_sessions_and_channel_layer_without_code():
+    embedded = _settings_as_json()
+    assert embedded["q"]["orm"] == "default" and "redis" not in embedded["q"]
+    assert embedded["cache"].endswith("LocMemCache") and embedded["session"].endswith("backends.db")
+    scaled = _settings_as_json(REDIS_URL="redis://127.0.0.1:6399/0")
+    assert scaled["q"]["redis"] == "redis://127.0.0.1:6399/0" and "orm" not in scaled["q"]
+    assert scaled["cache"].endswith("RedisCache") and scaled["session"].endswith("cached_db")
+    assert scaled["layer"] == "channels_redis.core.RedisChannelLayer"

@@ -2,17 +2,12 @@
 
 import asyncio
 import json
-import shutil
-import socket
-import subprocess
-import time
 
 import pytest
 import requests
 import websockets
 
 from bench.live_stack import ShopProcesses, card_token, check_out, live_path, pay_by_card
-from psp_simulator.process import free_port
 from tests.live.aio import run
 from tests.psp import CARDS, Simulator
 
@@ -75,30 +70,6 @@ def test_a_token_for_another_payment_opens_nothing(shop_processes):
 
     assert run(attempt(other, shop.url)) == 403
     assert run(attempt(path, "http://evil.example")) == 403
-
-
-@pytest.fixture
-def redis_url(tmp_path):
-    binary = shutil.which("redis-server")
-    if not binary:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_with_redis_the_workers_capture_is_published_after_commit(redis_url, tmp_path):

@@ -409,3 +409,31 @@ def test_a_refund_the_psp_never_answered_is_resubmitted_once_at_the_psp(psp):
     [payment] = refresh(payment)
     assert (refund.state, payment.state, payment.order.state) == ("succeeded", "refunded", "refunded")
     assert len(psp.transactions()[0]["refunds"]) == 1
+
+
+def test_the_scheduled_sync_fans_a_backlog_out_to_helper_sweeps(psp, settings, monkeypatch):
+    """One helper per further batch due (at most PAYMENT_SYNC_FAN_OUT); each takes what was due at the fan-out."""
+    import django_q.tasks
+
+    from payments.tasks import sync_payments, sync_payments_batch
+
+    settings.PAYMENT_SYNC_BATCH_SIZE = 2
+    settings.PAYMENT_SYNC_FAN_OUT = 8
+    payments = [pending_hosted_payment() for _ in range(5)]
+    make_due(*payments)
+    queued = []
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda func, *args, **kw: queued.append((func, args)))
+
+    result = sync_payments()
+
+    assert [func for func, _ in queued] == ["payments.tasks.sync_payments_batch"] * 2  # 5 due: 3 batches
+    assert result.startswith("5 due payment(s) checked") and result.endswith("2 helper sweep(s) queued.")
+    # A helper run after the scheduled sweep took everything finds nothing left: no payment is checked twice.
+    assert sync_payments_batch(*queued[0][1]).startswith("0 due payment(s)")
+    assert [p.check_count for p in refresh(*payments)] == [1] * 5
+
+    settings.PAYMENT_SYNC_FAN_OUT = 1
+    make_due(*payments)
+    queued.clear()
+    sync_payments()
+    assert len(queued) == 1
