@@ -29,6 +29,8 @@ from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from django_prometheus.middleware import PrometheusAfterMiddleware
+from django_prometheus.utils import Time
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
@@ -237,3 +239,14 @@ def metrics(request):
                                        "or send Authorization: Bearer <METRICS_TOKEN>."}, status=403)
     body = generate_latest(_process_registry()) + generate_latest(_shop_registry)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
+
+
+class RequestMetricsAfterMiddleware(PrometheusAfterMiddleware):
+    """django-prometheus' middleware, except that a bad Content-Length is the view's to refuse, not a 500."""
+
+    def process_request(self, request):
+        try:
+            return super().process_request(request)
+        except ValueError:  # int("abc") of the header: the request is counted without its body size
+            request.prometheus_after_middleware_event = Time()
+            return None

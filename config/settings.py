@@ -70,7 +70,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # turns a locked-out sign-in into the lockout page
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
+    "config.ops.RequestMetricsAfterMiddleware",  # django-prometheus's, robust to a bad Content-Length
 ]
 
 ROOT_URLCONF = "config.urls"
