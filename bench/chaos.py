@@ -2,10 +2,15 @@
 
     .venv/bin/python bench/chaos.py --checkouts 200 --seed 7      # the fault-injection run
     .venv/bin/python bench/chaos.py --checkouts 2000 --no-faults  # the throughput benchmark
+    .venv/bin/python bench/chaos.py --cluster --checkouts 2000    # the multi-node run
 
 Brings up PostgreSQL, the PSP simulator, gunicorn and the django-q2 cluster on
-127.0.0.1 (bench/stack.py), drives the checkouts over HTTP (bench/customers.py)
-while injecting the seeded faults (bench/plan.py, bench/process_faults.py),
+127.0.0.1 (bench/stack.py); with --cluster, Redis (REDIS_URL for every shop
+process), two web nodes (each its own gunicorn master) behind nginx, with
+/readyz as its health check, and two worker nodes (each its own qcluster), and
+on top of the faults below the whole-node ones: a worker node killed, a web
+master killed (both restarted by the script as the supervisor), Redis
+crash-restarted. It drives the checkouts over HTTP (bench/customers.py) while injecting the seeded faults (bench/plan.py, bench/process_faults.py),
 then turns the faults off, sweeps until no payment is open, runs
 `manage.py audit_ledger` and prints a table. Exits 1 on any violation (a
 double or lost charge, a payment left open, an audit failure), 2 when the run
@@ -60,8 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-faults", action="store_true",
                         help="no faults, every customer pays once: the throughput benchmark, with its baseline")
     parser.add_argument("--concurrency", type=int, help="customers at once (default 16, benchmark 24)")
-    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn workers (default 4)")
-    parser.add_argument("--q-workers", type=int, default=2, help="django-q2 workers (default 2)")
+    parser.add_argument("--cluster", action="store_true",
+                        help="the multi-node stack: Redis, nginx over --web-nodes, --worker-nodes, node faults")
+    parser.add_argument("--web-nodes", type=int, help="web nodes behind nginx with --cluster (default 2)")
+    parser.add_argument("--worker-nodes", type=int, help="worker nodes with --cluster (default 2)")
+    parser.add_argument("--web-workers", type=int, help="gunicorn workers per web node (default 4; --cluster 2)")
+    parser.add_argument("--q-workers", type=int, default=2, help="django-q2 workers per worker node (default 2)")
     parser.add_argument("--max-load-minutes", type=float, default=120, help="stop starting checkouts after this")
     parser.add_argument("--quiesce-seconds", type=float, default=240,
                         help="how long to sweep for open payments to settle after the load (default 240)")
@@ -72,6 +81,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.concurrency is not None and args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     args.concurrency = args.concurrency or (24 if args.no_faults else 16)
+    if not args.cluster and (args.web_nodes or args.worker_nodes):
+        parser.error("--web-nodes and --worker-nodes go with --cluster")
+    args.web_nodes = args.web_nodes or (2 if args.cluster else 1)
+    args.worker_nodes = args.worker_nodes or (2 if args.cluster else 1)
+    args.web_workers = args.web_workers or (2 if args.cluster else 4)
+    if min(args.web_nodes, args.worker_nodes, args.web_workers, args.q_workers) < 1:
+        parser.error("--web-nodes, --worker-nodes, --web-workers and --q-workers must be at least 1")
     return args
 
 
@@ -80,7 +96,9 @@ class Run:
         self.args = args
         self.faults = not args.no_faults
         self.stack = Stack(StackConfig(web_workers=args.web_workers, q_workers=args.q_workers,
-                                       env=dict(STACK_SETTINGS), baseline=args.no_faults))
+                                       env=dict(STACK_SETTINGS), baseline=args.no_faults,
+                                       web_nodes=args.web_nodes, worker_nodes=args.worker_nodes,
+                                       redis=args.cluster, nginx=args.cluster))
         self.timings = Timings()
         self.fault_log = FaultLog()
         self.outcomes: list[Outcome] = []
@@ -93,6 +111,13 @@ class Run:
         response.raise_for_status()
         return response.json()
 
+    def layout(self) -> str:
+        a = self.args
+        if not a.cluster:
+            return f"{a.web_workers} gunicorn workers, {a.q_workers} django-q2 workers"
+        return (f"nginx over {a.web_nodes} web node(s) of {a.web_workers} gunicorn workers, {a.worker_nodes} worker "
+                f"node(s) of {a.q_workers} django-q2 workers, Redis broker/cache/channel layer")
+
     # -- phases ----------------------------------------------------------------
     def execute(self) -> int:
         args = self.args
@@ -100,11 +125,12 @@ class Run:
         started = time.monotonic()
         self.stack.start()
         print(f"    up in {time.monotonic() - started:.1f} s: shop {self.stack.shop_url}, psp {self.stack.psp_url}, "
-              f"{args.web_workers} gunicorn workers, {args.q_workers} django-q2 workers", flush=True)
+              f"{self.layout()}", flush=True)
         with self.stack.connect() as conn:
             products = conn.execute("SELECT id, slug FROM shop_product WHERE is_active ORDER BY id").fetchall()
         plans = checkout_plans(seed=args.seed, checkouts=args.checkouts, faults=self.faults, products=len(products))
-        schedule = process_faults(seed=args.seed, checkouts=args.checkouts, faults=self.faults)
+        schedule = process_faults(seed=args.seed, checkouts=args.checkouts, faults=self.faults,
+                                  cluster=args.cluster)
         sim_faults = psp_faults(seed=args.seed, faults=self.faults)
         self.figures["plan_digest"] = plan_digest(plans, schedule, sorted(sim_faults.items()))
         self.control("POST", "faults", sim_faults)
@@ -267,11 +293,16 @@ class Run:
         rows = [
             ("seed", f"{args.seed} (plan {f['plan_digest']})"),
             ("checkouts", f"{args.checkouts} ({sum(books.orders.values())} orders placed)"),
+            ("stack", self.layout()),
         ]
         if self.faults:
             counts = ledger["fault_counts"]
             rows.append(("PSP faults injected", ", ".join(f"{k} {v}" for k, v in counts.items())))
             rows.append(("process faults", ", ".join(f"{k} {v}" for k, v in sorted(self.fault_log.counts.items()))))
+            if args.cluster:
+                rows.append(("node restarts (supervisor)", ", ".join(
+                    f"{n.name} {n.restarts}" for n in self.stack.webs + self.stack.workers)))
+                rows.append(("nginx upstream changes", str(self.stack.nginx.reloads)))
         rows += [
             ("paid orders", str(books.paid_orders)),
             ("double charges", str(len(money.double_charges))),

@@ -41,7 +41,7 @@ class CheckoutPlan:
 @dataclass(frozen=True)
 class ProcessFault:
     at_checkout: int  # fires when this many checkouts have started
-    kind: str  # "kill_q_worker" | "restart_postgres" | "kill_web_worker"
+    kind: str  # a method of bench.process_faults.ProcessFaults: "kill_q_worker", "restart_postgres", ...
 
 
 PSP_FAULT_RATES = {
@@ -93,13 +93,20 @@ def checkout_plans(*, seed: int, checkouts: int, faults: bool, products: int) ->
     return plans
 
 
-def process_faults(*, seed: int, checkouts: int, faults: bool) -> list[ProcessFault]:
-    """At least 3 worker kills, 2 PostgreSQL restarts and 1 web worker kill; more for bigger runs."""
+def process_faults(*, seed: int, checkouts: int, faults: bool, cluster: bool = False) -> list[ProcessFault]:
+    """At least 3 worker kills, 2 PostgreSQL restarts and 1 web worker kill; more for bigger runs.
+
+    On the multi-node stack (`cluster`) also at least 2 each of: a whole worker
+    node killed, a web node's master killed, a Redis crash-restart.
+    """
     if not faults:
         return []
     rng = random.Random(f"processes:{seed}")
     wanted = {"kill_q_worker": max(3, checkouts // 250), "restart_postgres": max(2, checkouts // 1000),
               "kill_web_worker": max(1, checkouts // 500)}
+    if cluster:
+        wanted.update(kill_worker_node=max(2, checkouts // 500), kill_web_master=max(2, checkouts // 500),
+                      restart_redis=max(2, checkouts // 1000))
     schedule = []
     for kind, count in wanted.items():
         for i in range(count):

@@ -1,4 +1,5 @@
-"""Process faults on a running stack: kill -9 a worker mid-task, crash-restart PostgreSQL, kill a web worker.
+"""Process faults on a running stack: kill -9 a worker mid-task, crash-restart PostgreSQL, kill a web worker;
+on the multi-node stack also kill -9 a whole worker node or a web node's master, and crash-restart Redis.
 
 Each fault waits (bounded) for the worst moment it can see from /proc: a
 django-q2 worker that is not idle (it is waiting on the PSP or the database,
@@ -80,6 +81,12 @@ class ProcessFaults:
         self.rng = random.Random(f"victims:{seed}")
         self.log = log
         self.q_kills = 0
+        self.node_kills: Counter = Counter()
+
+    def _next_node(self, kind: str, nodes: list):
+        """Each node in turn, so that two kills of a kind hit both nodes."""
+        self.node_kills[kind] += 1
+        return nodes[(self.node_kills[kind] - 1) % len(nodes)]
 
     def run(self, kind: str) -> None:
         getattr(self, kind)()
@@ -119,8 +126,8 @@ class ProcessFaults:
         deadline = time.monotonic() + wait
         while True:
             workers = self.stack.web_workers()
-            clients = _client_connections_on(self.stack.web_port)
-            serving = [pid for pid in workers if _socket_inodes(pid) & clients]
+            serving = [pid for node in self.stack.webs for pid in self.stack.web_workers(node)
+                       if _socket_inodes(pid) & _client_connections_on(node.port)]
             if serving or time.monotonic() > deadline:
                 break
             time.sleep(0.005)
@@ -130,3 +137,40 @@ class ProcessFaults:
         victim = self.rng.choice(sorted(serving or workers))
         os.kill(victim, signal.SIGKILL)
         self.log.add("kill_web_worker", f"pid {victim} ({'mid-request' if serving else 'idle'})")
+
+    # -- the multi-node faults (bench/chaos.py --cluster) ----------------------------
+    def kill_worker_node(self, back_within: float = 90.0) -> None:
+        """kill -9 a whole worker node (sentinel, pusher, monitor, workers); the supervisor restarts it."""
+        node = self._next_node("worker", self.stack.workers)
+        busy = [pid for pid in node.ready_pids() if _wchan(pid) not in _IDLE_WCHANS]
+        started = time.monotonic()
+        os.killpg(node.pid, signal.SIGKILL)
+        self._wait_until_restarted(node, node.restarts)
+        self.stack.wait_for_worker_node(node, back_within)
+        self.log.add("kill_worker_node", f"{node.name} ({len(busy)} worker(s) mid-task), "
+                                         f"working again in {time.monotonic() - started:.1f} s")
+
+    def kill_web_master(self, back_within: float = 90.0) -> None:
+        """kill -9 a web node's gunicorn master; its workers go with it when the supervisor restarts the node."""
+        node = self._next_node("web", self.stack.webs)
+        serving = [pid for pid in self.stack.web_workers(node) if _socket_inodes(pid) & _client_connections_on(node.port)]
+        started = time.monotonic()
+        os.kill(node.pid, signal.SIGKILL)
+        self._wait_until_restarted(node, node.restarts)
+        self.stack.wait_for_web_node(node, back_within)
+        self.log.add("kill_web_master", f"{node.name} ({len(serving)} request(s) in flight), "
+                                        f"ready again in {time.monotonic() - started:.1f} s")
+
+    def restart_redis(self) -> None:
+        assert self.stack.redis is not None
+        seconds = self.stack.redis.restart()
+        self.log.add("restart_redis", f"kill -9 and start (no persistence: its queue and cache are lost), "
+                                      f"back in {seconds:.1f} s")
+
+    @staticmethod
+    def _wait_until_restarted(node, restarts_before: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while node.restarts == restarts_before:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the supervisor did not restart {node.name}")
+            time.sleep(0.05)

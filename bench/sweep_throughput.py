@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,26 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.stack import PYTHON, ManagedProcess, Postgres  # noqa: E402
-from psp_simulator.process import SimulatorProcess, free_port  # noqa: E402
-
-
-def start_redis(folder: Path) -> tuple[ManagedProcess, str]:
-    binary = shutil.which("redis-server")
-    if not binary:
-        raise SystemExit("redis-server is not installed: apt-get install -y redis-server")
-    port = free_port()
-    redis = ManagedProcess("redis", [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                                     "--appendonly", "no", "--dir", str(folder)], {}, folder / "redis.log").start()
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return redis, f"redis://127.0.0.1:{port}/0"
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+from bench.stack import PYTHON, ManagedProcess, Postgres, RedisServer  # noqa: E402
+from psp_simulator.process import SimulatorProcess  # noqa: E402
 
 
 def shop_env(database_url: str, psp_url: str, folder: Path) -> dict[str, str]:
@@ -145,7 +126,8 @@ def main() -> int:
         (folder / "var").mkdir()
         manage(env, "migrate", "--noinput", "-v0")
         if "redis" in brokers:
-            redis, redis_url = start_redis(folder)
+            redis = RedisServer(folder / "redis").start()
+            redis_url = redis.url
         os.environ.update(env)
         os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
         import django

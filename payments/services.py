@@ -234,9 +234,18 @@ def payment_switch_to_card(*, order_id: int, card_token: str) -> tuple[Payment, 
 
 
 def _enqueue_charge(payment_id: uuid.UUID) -> None:
+    """Queue the charge; if the broker is away (a Redis restart), the committed payment waits for the sweep.
+
+    The customer's request still succeeds: the payment row is committed and
+    never reached the PSP, so the sweep fails it as never sent once the grace
+    period is over, and the customer can pay again (docs/worker.md).
+    """
     from django_q.tasks import async_task
 
-    async_task("payments.tasks.charge_payment", str(payment_id), task_name=f"charge-{payment_id}")
+    try:
+        async_task("payments.tasks.charge_payment", str(payment_id), task_name=f"charge-{payment_id}")
+    except Exception:  # noqa: BLE001 - any broker failure; the sweep is the safety net
+        logger.warning("could not queue the charge of payment %s; the sweep settles it", payment_id, exc_info=True)
 
 
 # -- step 2: calls ---------------------------------------------------------------

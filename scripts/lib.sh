@@ -12,8 +12,16 @@ apt_install() {
   [ ${#missing[@]} -eq 0 ] && return 0
   command -v apt-get >/dev/null 2>&1 || { echo "error: please install ${missing[*]}" >&2; return 1; }
   echo "==> installing ${missing[*]} with apt-get"
+  # Servers (nginx, redis-server) are started by the tests on 127.0.0.1, never as system services:
+  # a policy-rc.d for the install tells the packages not to start theirs (Debian's policy-rc.d interface).
+  local policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod +x "$policy"
+  fi
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$policy" ] || as_root rm -f "$policy"
 }
 
 ensure_venv() {

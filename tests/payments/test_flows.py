@@ -157,3 +157,25 @@ def test_order_page_offers_both_ways_to_pay_then_shows_the_outcome(client, psp):
     back_from_psp(client, psp.pay_on_hosted_page(payment.redirect_url))
     page = client.get(order_page_path(order)).content.decode()
     assert "Payment received" in page and 'data-testid="pay-hosted"' not in page
+
+
+def test_a_card_payment_whose_charge_cannot_be_queued_waits_for_the_sweep(client, psp, monkeypatch, caplog,
+                                                                          django_capture_on_commit_callbacks):
+    """The broker is away (a Redis restart): the customer still gets the status page, nothing is charged yet,
+    and the payment is committed for the sweep (which fails it as never sent after the grace period)."""
+    import django_q.tasks
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    def broker_away(*args, **kwargs):
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(django_q.tasks, "async_task", broker_away)
+    order = make_order()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("payments:pay-direct", args=[order.number, order.access_token]),
+                               {"card_token": psp.token(CARDS["success"])})
+    payment = Payment.objects.get(order=order)
+    assert response.status_code == 302 and response["Location"] == reverse("payments:status", args=[payment.pk])
+    assert payment.state == "created" and payment.next_check_at is not None
+    assert psp.transactions() == []  # no charge reached the PSP
+    assert f"could not queue the charge of payment {payment.pk}" in caplog.text
