@@ -236,9 +236,9 @@ def payment_switch_to_card(*, order_id: int, card_token: str) -> tuple[Payment, 
 def _enqueue_charge(payment_id: uuid.UUID) -> None:
     """Queue the charge; if the broker is away (a Redis restart), the committed payment waits for the sweep.
 
-    The customer's request still succeeds: the payment row is committed and
-    never reached the PSP, so the sweep fails it as never sent once the grace
-    period is over, and the customer can pay again (docs/worker.md).
+    The customer's request still succeeds: the payment row is committed, and
+    its first check (payment_sync) sends the charge that never reached the
+    PSP, with the same idempotency key (docs/worker.md).
     """
     from django_q.tasks import async_task
 
@@ -282,6 +282,11 @@ def payment_sync(*, payment_id: uuid.UUID, source: str = TransitionSource.POLLER
     else:
         # We died (or timed out) before learning the PSP's id: our id finds it.
         result = gateway.find_by_reference(payment.pk)
+        if result.status == PspStatus.NOT_FOUND and payment.state == S.CREATED and payment.card_token:
+            # A card payment whose charge task never reached the PSP (lost with its worker, or with
+            # Redis): the sweep sends it. It carries the task's idempotency key (our id), so a copy of
+            # the task still queued or in flight cannot charge the card a second time.
+            result = gateway.charge(_payment_request(payment))
     grace = timedelta(seconds=settings.PAYMENT_CREATED_GRACE_SECONDS)
     if (result.status == PspStatus.NOT_FOUND and payment.state in (S.CREATED, S.UNKNOWN)
             and payment.created_at < timezone.now() - grace):

@@ -162,7 +162,7 @@ def test_order_page_offers_both_ways_to_pay_then_shows_the_outcome(client, psp):
 def test_a_card_payment_whose_charge_cannot_be_queued_waits_for_the_sweep(client, psp, monkeypatch, caplog,
                                                                           django_capture_on_commit_callbacks):
     """The broker is away (a Redis restart): the customer still gets the status page, nothing is charged yet,
-    and the payment is committed for the sweep (which fails it as never sent after the grace period)."""
+    and the payment is committed for the sweep (which sends the charge: tests/payments/test_sweeps.py)."""
     import django_q.tasks
     from redis.exceptions import ConnectionError as RedisConnectionError
 

@@ -165,6 +165,26 @@ def test_a_payment_the_psp_never_heard_of_is_failed_after_the_grace_period(psp, 
     assert psp.transactions() == []
 
 
+def test_a_card_payment_whose_charge_task_was_lost_is_charged_by_the_sweep_once(psp):
+    """The charge_payment task died with its worker or with Redis: the sweep sends the charge itself,
+    with the task's idempotency key, so the task arriving late (or running at once) charges nothing more."""
+    from payments.services import _payment_request, gateway_for
+
+    token = psp.token(CARDS["success"])
+    payment = start_payment("direct", card_token=token)  # committed; its task never ran
+    make_due(payment)
+    sync_due_payments()
+
+    [payment] = refresh(payment)
+    assert (payment.state, payment.order.state, payment.card_token) == ("captured", "paid", "")
+    assert len(psp.transactions()) == 1
+    assert payment_charge(payment_id=payment.pk).state == "captured"  # the lost task, run after all
+    payment.card_token = token  # a copy of the charge that was in flight meanwhile, with the same key
+    gateway_for(payment).charge(_payment_request(payment))
+    assert len(psp.transactions()) == 1 and len(captured_at_psp(psp)) == 1
+    assert GatewayCall.objects.filter(payment=payment, operation="charge").count() == 2
+
+
 def test_a_payment_past_the_give_up_time_is_no_longer_polled(psp, settings, caplog):
     payment = pending_hosted_payment()
     age(payment, by=timedelta(hours=settings.PAYMENT_SYNC_GIVE_UP_HOURS, minutes=1))
