@@ -14,19 +14,27 @@ transactions Django opened). The card charge that the worker runs is counted
 as its own kind (`worker:charge`), the PSP's webhooks as `webhook`.
 
 It prints, per request kind: how many requests, statements per request by
-verb, and per paid checkout; with --show VIEW, the statements of one such
-request in order.
+verb, per paid checkout, and the CPU time the request's thread spent in
+Django (time.thread_time: each request runs in one thread of the WSGI
+server, so the figure is the view, middleware, templates and database
+driver, without the ASGI server's own cost, which bench/README.md measures
+apart); with --show VIEW, the statements of one such request in order; with
+--profile VIEW, cProfile's top functions over all requests of that kind.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import os
+import pstats
 import queue
 import re
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -36,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ["Q_SYNC"] = "0"
+os.environ["RATELIMIT_ENABLE"] = "0"  # one address buys all: as bench/stack.py, no per-address limits
+os.environ.setdefault("DB_POOL_MAX_SIZE", "10")  # as config/asgi.py sets it for the web server (PostgreSQL only)
 
 KINDS = [
     ("webhook", re.compile(r"^/payments/webhooks/")),
@@ -69,11 +79,23 @@ class Recorder:
         self.verbs: dict[str, Counter] = defaultdict(Counter)
         self.samples: dict[str, list[str]] = {}
         self.transactions: Counter = Counter()
+        self.cpu: Counter = Counter()
+        self.profile_kind = ""
+        self.profile: pstats.Stats | None = None
 
-    def record(self, kind: str, statements: list[str], transactions: int) -> None:
+    def reset(self) -> None:
+        with self.lock:
+            for counter in (self.requests, self.transactions, self.cpu):
+                counter.clear()
+            self.verbs.clear()
+            self.samples.clear()
+            self.profile = None
+
+    def record(self, kind: str, statements: list[str], transactions: int, cpu: float) -> None:
         with self.lock:
             self.requests[kind] += 1
             self.transactions[kind] += transactions
+            self.cpu[kind] += cpu
             for sql in statements:
                 verb = sql.lstrip().split(" ", 1)[0].upper()
                 self.verbs[kind][verb if verb in VERBS else "other"] += 1
@@ -98,12 +120,23 @@ def counted(recorder: Recorder, kind: str, work):
         return real_commit()
 
     connection.commit = commit
+    profiler = cProfile.Profile() if kind == recorder.profile_kind else None
+    started = time.thread_time()
     try:
         with connection.execute_wrapper(wrapper):
-            return work()
+            if profiler is None:
+                return work()
+            return profiler.runcall(work)
     finally:
+        cpu = time.thread_time() - started
         del connection.commit
-        recorder.record(kind, statements, commits[0])
+        recorder.record(kind, statements, commits[0], cpu)
+        if profiler is not None:
+            with recorder.lock:
+                if recorder.profile is None:
+                    recorder.profile = pstats.Stats(profiler, stream=io.StringIO())
+                else:
+                    recorder.profile.add(profiler)
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -119,6 +152,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkouts", type=int, default=20)
     parser.add_argument("--show", default="", help="print the statements of one request of this kind")
+    parser.add_argument("--profile", default="", help="print cProfile's top functions over the requests of this kind")
     args = parser.parse_args()
     if args.checkouts < 2:
         parser.error("--checkouts must be at least 2 (one per flow)")
@@ -139,10 +173,16 @@ def main() -> int:
     from shop.models import Product
 
     setup_test_environment()
+    from django.template import Template
+    from django.test.utils import _TestState
+
+    # The test environment makes every template render send a signal for the test client: not what a server does.
+    Template._render = _TestState.saved_data.template_render
     settings.ALLOWED_HOSTS = ["127.0.0.1"]
     settings.DEBUG = False
     old_config = setup_databases(verbosity=0, interactive=False)
     recorder = Recorder()
+    recorder.profile_kind = args.profile
     charges: queue.Queue = queue.Queue()
     shop_port = free_port()
     shop_url = f"http://127.0.0.1:{shop_port}"
@@ -151,6 +191,7 @@ def main() -> int:
     server = None
     try:
         call_command("seed_demo", verbosity=0)
+        Product.objects.update(stock=100_000)  # any --checkouts: no customer finds an item sold out
         settings.SHOP_BASE_URL = shop_url
         settings.PSP_SIMULATOR_URL = settings.PSP_SIMULATOR_PUBLIC_URL = psp.url
 
@@ -179,6 +220,7 @@ def main() -> int:
 
             while (payment_id := charges.get()) is not None:
                 counted(recorder, "worker:charge", lambda pid=payment_id: services.payment_charge(payment_id=pid))
+                charges.task_done()
             connection.close()
 
         worker_thread = threading.Thread(target=worker, daemon=True)
@@ -187,16 +229,26 @@ def main() -> int:
         products = [(p.pk, p.slug) for p in Product.objects.active().order_by("pk")[:8]]
         timings = Timings()
         paid = 0
-        for index in range(args.checkouts):
+        # Two warm-up checkouts (one per flow), not counted: the first requests import the URLconf and
+        # compile the templates, which a running server did long ago.
+        for index in range(-2, args.checkouts):
+            if index == 0:
+                charges.join()  # the warm-up charges are done before the counters are reset
+                recorder.reset()
             plan = CheckoutPlan(index=index, product=index % len(products), flow=("hosted", "direct")[index % 2],
                                 card="success", clicks=1, double_submit_checkout=False, two_tabs=False,
                                 abandon=False, cancel_on_psp=False, approve_3ds=True, retry_after_failure=False)
             outcome = Customer(plan, shop=shop_url, psp=psp.url, products=products, timings=timings,
                                poll_start=0.3, wait_seconds=20).run()
-            paid += outcome.result == "paid"
+            paid += index >= 0 and outcome.result == "paid"
         charges.put(None)
         worker_thread.join(timeout=30)
         report(recorder, paid, args.checkouts, settings.DATABASES["default"]["ENGINE"], args.show)
+        if recorder.profile is not None:
+            print(f"\ncProfile of the {recorder.requests[args.profile]} {args.profile} requests "
+                  "(cumulative; the profiler's overhead inflates the times):")
+            recorder.profile.stream = sys.stdout
+            recorder.profile.sort_stats("cumulative").print_stats(35)
         return 0 if paid == args.checkouts else 1
     finally:
         if server is not None:
@@ -213,9 +265,10 @@ def report(recorder: Recorder, paid: int, checkouts: int, engine: str, show: str
           "and per paid checkout")
     columns = ["SELECT", "INSERT", "UPDATE", "DELETE", "SAVEPOINT", "RELEASE", "other"]
     print(f"{'request':<15}{'count':>6}{'per req':>9}  " + "".join(f"{c[:7]:>8}" for c in columns)
-          + f"{'commits':>9}{'per paid':>10}")
+          + f"{'commits':>9}{'per paid':>10}{'CPU ms':>8}")
     total = 0.0
     web_total = 0.0
+    web_cpu = 0.0
     for kind in sorted(recorder.requests, key=lambda k: -sum(recorder.verbs[k].values())):
         n = recorder.requests[kind]
         verbs = recorder.verbs[kind]
@@ -224,10 +277,13 @@ def report(recorder: Recorder, paid: int, checkouts: int, engine: str, show: str
         total += per_paid
         if not kind.startswith("worker"):
             web_total += per_paid
+            web_cpu += recorder.cpu[kind] / max(paid, 1)
         print(f"{kind:<15}{n:>6}{statements / n:>9.1f}  " + "".join(f"{verbs[c] / n:>8.1f}" for c in columns)
-              + f"{recorder.transactions[kind] / n:>9.1f}{per_paid:>10.1f}")
+              + f"{recorder.transactions[kind] / n:>9.1f}{per_paid:>10.1f}{recorder.cpu[kind] * 1000 / n:>8.1f}")
     print(f"web server: {web_total:.1f} statements per paid checkout (plus the driver's BEGIN/COMMIT per "
           f"transaction); with the worker's charge: {total:.1f}")
+    print(f"web server: {web_cpu * 1000:.1f} ms of CPU per paid checkout in Django's request threads "
+          "(CPU ms column: per request)")
     if show:
         print(f"\nstatements of one {show} request:")
         for sql in recorder.samples.get(show, []):

@@ -9,6 +9,8 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# The web server's database connections come from a pool per process (config/settings.py, DB_POOL_MAX_SIZE).
+os.environ.setdefault("DB_POOL_MAX_SIZE", "10")
 # Django first: it configures settings and apps before the consumers are imported.
 django_application = get_asgi_application()
 

@@ -111,6 +111,21 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(_SQLITE_OPTIONS)
+# A pool of PostgreSQL connections per process (Django's own, on psycopg_pool),
+# with DB_POOL_MAX_SIZE connections at most. config/asgi.py asks for it in the
+# web server: there each request's sync code runs in a thread of its own, so
+# Django's persistent connections (CONN_MAX_AGE, one per thread) would open a
+# connection per request and leave it open until the garbage collector finds
+# it (a busy node ran PostgreSQL out of connections: bench/README.md). The
+# workers are one thread per process, where CONN_MAX_AGE does the job.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
+if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django returns each after use
+    # With conn_health_checks (above) Django has the pool check each connection
+    # it hands out, so none is dead after a PostgreSQL restart.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10,
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -7,6 +7,7 @@ from config.env import env_bool
 from config.security import csp_report
 
 handler404 = "config.api.not_found"
+handler500 = "config.ops.server_error"  # 503 with Retry-After while the database or Redis is away
 
 urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),

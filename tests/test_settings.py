@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
+    # DB_POOL_MAX_SIZE: set in this process once a test imports config.asgi.
+    base = {k: v for k, v in os.environ.items()
+            if k not in {"SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "DB_POOL_MAX_SIZE"}}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
                           capture_output=True, text=True, timeout=60)
 
@@ -80,3 +82,42 @@ def test_redis_url_switches_broker_cache_sessions_and_channel_layer_without_code
     assert scaled["q"]["redis"] == "redis://127.0.0.1:6399/0" and "orm" not in scaled["q"]
     assert scaled["cache"].endswith("RedisCache") and scaled["session"].endswith("cached_db")
     assert scaled["layer"] == "channels_redis.core.RedisChannelLayer"
+
+
+def test_the_asgi_web_server_takes_its_postgres_connections_from_a_pool_and_the_rest_do_not():
+    """config.asgi asks for the pool (DB_POOL_MAX_SIZE 10); manage.py (the workers, the commands) does not."""
+    code = ("import json, sys; {imp}from django.conf import settings as s; d = s.DATABASES['default']; "
+            "pool = d.get('OPTIONS', {{}}).get('pool'); "
+            "print(json.dumps({{'age': d['CONN_MAX_AGE'], 'max': pool and pool['max_size']}}))")
+    url = {"DATABASE_URL": "postgres://reckon@127.0.0.1:5999/reckon", "CONN_MAX_AGE": "60"}
+    env = {**{k: v for k, v in os.environ.items() if k not in {"DB_POOL_MAX_SIZE", "DJANGO_SETTINGS_MODULE"}},
+           "DEBUG": "1", **url}
+    web = subprocess.run([sys.executable, "-c", code.format(imp="import config.asgi; ")], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert web.returncode == 0, web.stderr
+    assert json.loads(web.stdout.strip().splitlines()[-1]) == {"age": 0, "max": 10}
+    result = manage("shell", "-c", code.format(imp=""), DEBUG="1", **url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"age": 60, "max": None}
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="needs PostgreSQL")
+def test_with_the_pool_many_request_threads_share_a_few_connections():
+    """Each ASGI request runs its sync code in a thread of its own: without the pool, one connection each."""
+    code = ("import threading; from django.db import connection\n"
+            "pids = set()\n"
+            "def request():\n"
+            "    with connection.cursor() as cursor:\n"
+            "        cursor.execute('SELECT pg_backend_pid()'); pids.add(cursor.fetchone()[0])\n"
+            "    connection.close()\n"
+            "threads = [threading.Thread(target=request) for _ in range(30)]\n"
+            "[t.start() for t in threads]; [t.join() for t in threads]\n"
+            "print(len(pids))")
+    server = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"  # a database that exists outside the test run
+    pooled = manage("shell", "-c", code, DEBUG="1", DB_POOL_MAX_SIZE="3", DATABASE_URL=server)
+    assert pooled.returncode == 0, pooled.stderr
+    assert 1 <= int(pooled.stdout.split()[-1]) <= 3
+    unpooled = manage("shell", "-c", code, DEBUG="1", DB_POOL_MAX_SIZE="0", DATABASE_URL=server)
+    assert unpooled.returncode == 0, unpooled.stderr
+    assert int(unpooled.stdout.split()[-1]) > 3

@@ -109,3 +109,19 @@ def test_checkout_errors_are_summarised_and_tied_to_their_fields(client):
 def test_checkout_and_cart_are_never_stored_by_the_browser(client, name):
     fill_cart(client, ProductFactory(), 1)
     assert "no-store" in client.get(reverse(name))["Cache-Control"]
+
+
+@pytest.mark.parametrize("value, attrs", [(None, {}), ("DE", {}), ("GB", {"aria-invalid": "true"}), ("<x>", {})])
+def test_the_country_select_renders_the_html_of_djangos_select(value, attrs):
+    """PlainSelect builds the options in Python (CPU: bench/README.md); the markup must stay Django's."""
+    from django import forms
+    from django.test.html import parse_html
+
+    from shop.forms import CheckoutForm, PlainSelect
+
+    choices = list(CheckoutForm.base_fields["country"].choices)
+    ours = PlainSelect(choices=choices).render("country", value, attrs={"id": "id_country", "required": True, **attrs})
+    django = forms.Select(choices=choices).render("country", value,
+                                                  attrs={"id": "id_country", "required": True, **attrs})
+    assert parse_html(ours) == parse_html(django)
+    assert ours.count("<option") == len(choices) > 200 and ours.count(" selected") == (value != "<x>")
