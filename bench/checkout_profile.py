@@ -120,7 +120,8 @@ def counted(recorder: Recorder, kind: str, work):
         return real_commit()
 
     connection.commit = commit
-    profiler = cProfile.Profile() if kind == recorder.profile_kind else None
+    # CPU time, not wall time: waiting for the database or the PSP is not what the profile looks for.
+    profiler = cProfile.Profile(time.thread_time) if recorder.profile_kind in {kind, "all"} else None
     started = time.thread_time()
     try:
         with connection.execute_wrapper(wrapper):
@@ -152,7 +153,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkouts", type=int, default=20)
     parser.add_argument("--show", default="", help="print the statements of one request of this kind")
-    parser.add_argument("--profile", default="", help="print cProfile's top functions over the requests of this kind")
+    parser.add_argument("--profile", default="", help="print cProfile's top functions over the requests of this kind "
+                                                      "(all: over every request)")
+    parser.add_argument("--sort", default="cumulative", choices=["cumulative", "tottime"],
+                        help="the order of --profile's functions")
     args = parser.parse_args()
     if args.checkouts < 2:
         parser.error("--checkouts must be at least 2 (one per flow)")
@@ -245,10 +249,14 @@ def main() -> int:
         worker_thread.join(timeout=30)
         report(recorder, paid, args.checkouts, settings.DATABASES["default"]["ENGINE"], args.show)
         if recorder.profile is not None:
-            print(f"\ncProfile of the {recorder.requests[args.profile]} {args.profile} requests "
-                  "(cumulative; the profiler's overhead inflates the times):")
+            count = sum(recorder.requests.values()) if args.profile == "all" else recorder.requests[args.profile]
+            print(f"\ncProfile of the {count} {args.profile} requests "
+                  f"({args.sort}; the profiler's overhead inflates the times):")
             recorder.profile.stream = sys.stdout
-            recorder.profile.sort_stats("cumulative").print_stats(35)
+            recorder.profile.sort_stats(args.sort).print_stats(35)
+            pattern = os.environ.get("PROFILE_FUNCTIONS", r"/work/main/(?!\.venv)")
+            print(f"of which the functions matching {pattern!r} (PROFILE_FUNCTIONS; by default the shop's own):")
+            recorder.profile.print_stats(pattern, 40)
         return 0 if paid == args.checkouts else 1
     finally:
         if server is not None:

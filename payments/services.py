@@ -82,7 +82,9 @@ def lock_payment(payment_id: uuid.UUID, order_id: int | None = None) -> tuple[Or
 def _call_recorder(payment_id: uuid.UUID | None):
     def record(call: CallRecord) -> None:
         try:
-            GatewayCall.objects.create(payment_id=payment_id, **dataclasses.asdict(call))
+            # Shallow: asdict() deep-copies the request and response bodies, 6% of the web server's CPU.
+            GatewayCall.objects.create(payment_id=payment_id,
+                                       **{field.name: getattr(call, field.name) for field in dataclasses.fields(call)})
         except Exception:  # noqa: BLE001 - the log of a call must never break the call
             logger.exception("could not store the PSP call log for payment %s", payment_id)
 
