@@ -70,6 +70,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--web-nodes", type=int, help="web nodes behind nginx with --cluster (default 2)")
     parser.add_argument("--worker-nodes", type=int, help="worker nodes with --cluster (default 2)")
     parser.add_argument("--web-workers", type=int, help="gunicorn workers per web node (default 4; --cluster 2)")
+    parser.add_argument("--web-server", choices=["asgi", "wsgi"], default="asgi",
+                        help="asgi: production's uvicorn workers (default); wsgi: gunicorn's threaded sync workers, "
+                             "HTTP only, to measure what the ASGI server costs")
     parser.add_argument("--q-workers", type=int, default=2, help="django-q2 workers per worker node (default 2)")
     parser.add_argument("--max-load-minutes", type=float, default=120, help="stop starting checkouts after this")
     parser.add_argument("--quiesce-seconds", type=float, default=240,
@@ -98,6 +101,7 @@ class Run:
         self.stack = Stack(StackConfig(web_workers=args.web_workers, q_workers=args.q_workers,
                                        env=dict(STACK_SETTINGS), baseline=args.no_faults,
                                        web_nodes=args.web_nodes, worker_nodes=args.worker_nodes,
+                                       web_server=args.web_server,
                                        redis=args.cluster, nginx=args.cluster))
         self.timings = Timings()
         self.fault_log = FaultLog()
@@ -113,9 +117,11 @@ class Run:
 
     def layout(self) -> str:
         a = self.args
+        server = "uvicorn" if a.web_server == "asgi" else "gthread (WSGI)"
         if not a.cluster:
-            return f"{a.web_workers} gunicorn workers, {a.q_workers} django-q2 workers"
-        return (f"nginx over {a.web_nodes} web node(s) of {a.web_workers} gunicorn workers, {a.worker_nodes} worker "
+            return f"{a.web_workers} gunicorn {server} workers, {a.q_workers} django-q2 workers"
+        return (f"nginx over {a.web_nodes} web node(s) of {a.web_workers} gunicorn {server} workers, "
+                f"{a.worker_nodes} worker "
                 f"node(s) of {a.q_workers} django-q2 workers, Redis broker/cache/channel layer")
 
     # -- phases ----------------------------------------------------------------

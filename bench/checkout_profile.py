@@ -254,6 +254,8 @@ def main() -> int:
                   f"({args.sort}; the profiler's overhead inflates the times):")
             recorder.profile.stream = sys.stdout
             recorder.profile.sort_stats(args.sort).print_stats(35)
+            if os.environ.get("PROFILE_DUMP"):
+                recorder.profile.dump_stats(os.environ["PROFILE_DUMP"])  # for pstats, snakeviz, ...
             pattern = os.environ.get("PROFILE_FUNCTIONS", r"/work/main/(?!\.venv)")
             print(f"of which the functions matching {pattern!r} (PROFILE_FUNCTIONS; by default the shop's own):")
             recorder.profile.print_stats(pattern, 40)

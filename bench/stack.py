@@ -426,6 +426,9 @@ class StackConfig:
     worker_nodes: int = 1
     redis: bool = False  # a redis-server, and REDIS_URL for every shop process
     nginx: bool = False  # nginx over the web nodes; the shop's address is nginx's
+    # "asgi": production's layout (HTTP and WebSocket); "wsgi": gunicorn's threaded sync workers, HTTP only,
+    # to measure what the ASGI server costs (bench/README.md, "Where the web server's CPU goes").
+    web_server: str = "asgi"
 
 
 class Stack:
@@ -509,10 +512,11 @@ class Stack:
             self.manage("setup_schedules")
         for n, port in enumerate(self.web_ports, 1):
             suffix = f"-{n}" if self.config.web_nodes > 1 else ""
+            # The production layout (README "Deploying"): config.asgi under gunicorn with uvicorn workers.
+            app = (["config.wsgi:application", "-k", "gthread", "--threads", "4"] if self.config.web_server == "wsgi"
+                   else ["config.asgi:application", "-k", "uvicorn_worker.UvicornWorker"])
             self.webs.append(Node(f"web{suffix}", ManagedProcess("gunicorn", [
-                # The production layout (README "Deploying"): config.asgi under gunicorn with uvicorn workers.
-                GUNICORN, "config.asgi:application", "-k", "uvicorn_worker.UvicornWorker",
-                "--workers", str(self.config.web_workers), "--bind", f"127.0.0.1:{port}",
+                GUNICORN, *app, "--workers", str(self.config.web_workers), "--bind", f"127.0.0.1:{port}",
                 "--no-control-socket", "--timeout", "60", "--graceful-timeout", "5", "--backlog", "256",
             ], self.env("reckon_web"), self.folder / f"gunicorn{suffix}.log").start(), port))
         env = self.env("reckon_worker")
