@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -117,8 +118,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Django's persistent connections (CONN_MAX_AGE, one per thread) would open a
 # connection per request and leave it open until the garbage collector finds
 # it (a busy node ran PostgreSQL out of connections: bench/README.md). The
-# workers are one thread per process, where CONN_MAX_AGE does the job.
-DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
+# workers are one thread per process, where CONN_MAX_AGE does the job. Never
+# in `manage.py qcluster`, whatever the environment says: django-q2 forks its
+# workers, and a pool's connections and threads do not survive a fork (the
+# chaos run's workers waited for connections until their tasks failed).
+DB_POOL_MAX_SIZE = 0 if sys.argv[1:2] == ["qcluster"] else env_int("DB_POOL_MAX_SIZE", 0)
 if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django returns each after use
     # With conn_health_checks (above) Django has the pool check each connection

@@ -13,9 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    # DB_POOL_MAX_SIZE: set in this process once a test imports config.asgi.
-    base = {k: v for k, v in os.environ.items()
-            if k not in {"SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "DB_POOL_MAX_SIZE"}}
+    base = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
                           capture_output=True, text=True, timeout=60)
 
@@ -85,20 +83,38 @@ def test_redis_url_switches_broker_cache_sessions_and_channel_layer_without_code
 
 
 def test_the_asgi_web_server_takes_its_postgres_connections_from_a_pool_and_the_rest_do_not():
-    """config.asgi asks for the pool (DB_POOL_MAX_SIZE 10); manage.py (the workers, the commands) does not."""
-    code = ("import json, sys; {imp}from django.conf import settings as s; d = s.DATABASES['default']; "
+    """config.asgi asks for the pool (DB_POOL_MAX_SIZE 10); manage.py (the workers, the commands) does not.
+
+    And the processes the web server starts do not inherit its default.
+    """
+    code = ("import json, os, sys; {imp}from django.conf import settings as s; d = s.DATABASES['default']; "
             "pool = d.get('OPTIONS', {{}}).get('pool'); "
-            "print(json.dumps({{'age': d['CONN_MAX_AGE'], 'max': pool and pool['max_size']}}))")
+            "print(json.dumps({{'age': d['CONN_MAX_AGE'], 'max': pool and pool['max_size'], "
+            "'env': os.environ.get('DB_POOL_MAX_SIZE')}}))")
     url = {"DATABASE_URL": "postgres://reckon@127.0.0.1:5999/reckon", "CONN_MAX_AGE": "60"}
     env = {**{k: v for k, v in os.environ.items() if k not in {"DB_POOL_MAX_SIZE", "DJANGO_SETTINGS_MODULE"}},
            "DEBUG": "1", **url}
     web = subprocess.run([sys.executable, "-c", code.format(imp="import config.asgi; ")], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert web.returncode == 0, web.stderr
-    assert json.loads(web.stdout.strip().splitlines()[-1]) == {"age": 0, "max": 10}
+    assert json.loads(web.stdout.strip().splitlines()[-1]) == {"age": 0, "max": 10, "env": None}
     result = manage("shell", "-c", code.format(imp=""), DEBUG="1", **url)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"age": 60, "max": None}
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"age": 60, "max": None, "env": None}
+
+
+def test_the_worker_cluster_never_uses_a_pool_even_when_the_environment_asks():
+    """django-q2 forks its workers; a pool does not survive the fork, so qcluster ignores DB_POOL_MAX_SIZE."""
+    code = ("import sys; sys.argv = ['manage.py', {command!r}]; import django; django.setup(); "
+            "from django.conf import settings as s; print(s.DATABASES['default'].get('OPTIONS', {{}}).get('pool'))")
+    env = {**{k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"},
+           "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "1",
+           "DATABASE_URL": "postgres://reckon@127.0.0.1:5999/reckon", "DB_POOL_MAX_SIZE": "10"}
+    runs = {command: subprocess.run([sys.executable, "-c", code.format(command=command)], cwd=ROOT, env=env,
+                                    capture_output=True, text=True, timeout=60) for command in ("qcluster", "shell")}
+    assert all(run.returncode == 0 for run in runs.values()), {c: r.stderr for c, r in runs.items()}
+    assert runs["qcluster"].stdout.split()[-1] == "None"
+    assert "'max_size': 10" in runs["shell"].stdout  # elsewhere the operator's setting stands
 
 
 @pytest.mark.postgres
