@@ -40,7 +40,8 @@ from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ["Q_SYNC"] = "0"
@@ -249,16 +250,7 @@ def main() -> int:
         worker_thread.join(timeout=30)
         report(recorder, paid, args.checkouts, settings.DATABASES["default"]["ENGINE"], args.show)
         if recorder.profile is not None:
-            count = sum(recorder.requests.values()) if args.profile == "all" else recorder.requests[args.profile]
-            print(f"\ncProfile of the {count} {args.profile} requests "
-                  f"({args.sort}; the profiler's overhead inflates the times):")
-            recorder.profile.stream = sys.stdout
-            recorder.profile.sort_stats(args.sort).print_stats(35)
-            if os.environ.get("PROFILE_DUMP"):
-                recorder.profile.dump_stats(os.environ["PROFILE_DUMP"])  # for pstats, snakeviz, ...
-            pattern = os.environ.get("PROFILE_FUNCTIONS", r"/work/main/(?!\.venv)")
-            print(f"of which the functions matching {pattern!r} (PROFILE_FUNCTIONS; by default the shop's own):")
-            recorder.profile.print_stats(pattern, 40)
+            print_profile(recorder, args.profile, args.sort)
         return 0 if paid == args.checkouts else 1
     finally:
         if server is not None:
@@ -268,6 +260,19 @@ def main() -> int:
 
         connections.close_all()
         teardown_databases(old_config, verbosity=0)
+
+
+def print_profile(recorder: Recorder, kind: str, sort: str) -> None:
+    count = sum(recorder.requests.values()) if kind == "all" else recorder.requests[kind]
+    print(f"\ncProfile of the {count} {kind} requests ({sort}; the profiler's overhead inflates the times):")
+    recorder.profile.stream = sys.stdout
+    recorder.profile.sort_stats(sort).print_stats(35)
+    if os.environ.get("PROFILE_DUMP"):
+        recorder.profile.dump_stats(os.environ["PROFILE_DUMP"])  # for pstats, snakeviz, ...
+    # By default the shop's own code: under this checkout, outside its virtualenv.
+    pattern = os.environ.get("PROFILE_FUNCTIONS", re.escape(str(ROOT)) + r"/(?!\.venv)")
+    print(f"of which the functions matching {pattern!r} (PROFILE_FUNCTIONS):")
+    recorder.profile.print_stats(pattern, 40)
 
 
 def report(recorder: Recorder, paid: int, checkouts: int, engine: str, show: str) -> None:

@@ -19,6 +19,7 @@ import hmac
 import logging
 import os
 import re
+import sys
 from datetime import timedelta
 
 from django.conf import settings
@@ -280,8 +281,6 @@ def server_error(request) -> HttpResponse:
     balancer to try again shortly. JSON for the API and the status endpoint.
     The page is rendered without the request, so it needs no database.
     """
-    import sys
-
     from django.template.loader import render_to_string
 
     unavailable = isinstance(sys.exc_info()[1], _backend_outages())
