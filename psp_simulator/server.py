@@ -259,6 +259,10 @@ class SimulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # a request held by a timeout fault must not block shutdown
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a burst of shop threads and browsers connecting at once overflowed
+    # it, the kernel dropped their SYNs, and the shop's 1 s connect timeout ran out before the retry
+    # (hosted sessions that never reached the PSP, in the throughput benchmark). A real PSP does not do that.
+    request_queue_size = 128
     app: App
     public_url: str
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import select
+import socket
 import threading
 from pathlib import Path
 
@@ -58,6 +60,27 @@ def test_make_server_in_process(tmp_path: Path):
         server.server_close()
         thread.join(5)
     assert (tmp_path / "inproc" / "db.sqlite3").exists()
+
+
+def test_a_burst_of_connections_is_queued_not_dropped(tmp_path: Path):
+    """40 clients connect while the server is busy (it accepts none yet): the kernel queues them all.
+
+    With socketserver's backlog of 5, the connections past the sixth had their SYNs dropped, and a shop
+    whose connect timeout is 1 s gave up before the kernel's retry.
+    """
+    server = make_server(Config(port=0, db_path=str(tmp_path / "burst.sqlite3")))
+    clients = [socket.socket() for _ in range(40)]
+    try:
+        for client in clients:
+            client.setblocking(False)
+            client.connect_ex(server.server_address[:2])
+        _, writable, _ = select.select([], clients, [], 0.5)
+        assert len(writable) == len(clients)
+        assert all(client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 for client in clients)
+    finally:
+        for client in clients:
+            client.close()
+        server.server_close()
 
 
 def test_config_from_env_and_flags():
