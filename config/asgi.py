@@ -2,11 +2,20 @@
 
 `manage.py runserver` serves it through daphne; production runs it under
 gunicorn with uvicorn workers (README, "Deploying").
+
+HTTP goes to Django's WSGI handler, run in a pool of WEB_THREADS threads by
+a2wsgi; WebSockets go to Channels. Every view of the shop is synchronous, so
+Django's own ASGI handler would only add its cost: a thread made for each
+request and hand-offs between the event loop and it for the signals, the
+middleware chain and the view, about 2.5 ms of CPU a request
+(bench/README.md, "Where the web server's CPU goes"). Here a request runs
+from its first middleware to its last byte in one pool thread, as under a
+threaded WSGI server, while the event loop keeps the sockets.
 """
 
 import os
 
-from django.core.asgi import get_asgi_application
+from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # The web server's database connections come from a pool per process (config/settings.py, DB_POOL_MAX_SIZE),
@@ -15,16 +24,18 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 _pool_default = "DB_POOL_MAX_SIZE" not in os.environ
 os.environ.setdefault("DB_POOL_MAX_SIZE", "10")
 # Django first: it configures settings and apps before the consumers are imported.
-django_application = get_asgi_application()
+django_application = get_wsgi_application()
 if _pool_default:
     del os.environ["DB_POOL_MAX_SIZE"]
 
+from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter({
-    "http": django_application,
+    "http": WSGIMiddleware(django_application, workers=settings.WEB_THREADS),
     "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
 })

@@ -10,10 +10,12 @@ Redis nothing is published (an in-memory layer reaches no other process).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import threading
 import uuid
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
@@ -25,8 +27,42 @@ from payments.signals import payment_transitioned
 logger = logging.getLogger(__name__)
 
 
+PUBLISH_TIMEOUT_SECONDS = 2.0
+
+
 def payment_group(payment_id: uuid.UUID | str) -> str:
     return f"live.payment.{uuid.UUID(str(payment_id)).hex}"
+
+
+class _PublishLoop:
+    """One event loop per process, on a thread of its own, that sends every publish of the process.
+
+    The publishes come from plain threads: a web request's (config/asgi.py
+    runs Django's WSGI handler in a thread pool) or a worker's. There
+    async_to_sync would make an event loop, and channels-redis a Redis
+    connection on it, for each message; this loop and its connection last
+    as long as the process. Made again in a child process (django-q2 forks
+    its workers), where the parent's thread does not exist.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def run(self, coroutine, timeout: float) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self._running_loop()).result(timeout)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="live-publish", daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+
+_publish_loop = _PublishLoop()
 
 
 def live_publish(*, payment_id: uuid.UUID, seq: int) -> None:
@@ -35,9 +71,9 @@ def live_publish(*, payment_id: uuid.UUID, seq: int) -> None:
 
     try:
         payment = Payment.objects.select_related("order").get(pk=payment_id)
-        layer = get_channel_layer()
-        async_to_sync(layer.group_send)(payment_group(payment_id),
-                                        {"type": "payment.status", "message": live_message(payment, seq)})
+        message = {"type": "payment.status", "message": live_message(payment, seq)}
+        _publish_loop.run(get_channel_layer().group_send(payment_group(payment_id), message),
+                          PUBLISH_TIMEOUT_SECONDS)
     except Exception:  # noqa: BLE001 - the tail delivers what a failed publish could not
         logger.warning("live status: could not publish payment %s; the tail will deliver it", payment_id,
                        exc_info=True)

@@ -103,6 +103,24 @@ def test_the_asgi_web_server_takes_its_postgres_connections_from_a_pool_and_the_
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"age": 60, "max": None, "env": None}
 
 
+def test_the_web_servers_http_threads_are_as_many_as_its_pooled_connections():
+    """config.asgi runs HTTP in WEB_THREADS threads (a2wsgi): by default one per pooled connection."""
+    code = ("import config.asgi as a; from django.conf import settings as s; "
+            "print(s.WEB_THREADS, a.application.application_mapping['http'].executor._max_workers)")
+    env = {**{k: v for k, v in os.environ.items() if k not in {"DB_POOL_MAX_SIZE", "DJANGO_SETTINGS_MODULE"}},
+           "DEBUG": "1", "DATABASE_URL": "postgres://reckon@127.0.0.1:5999/reckon"}
+
+    def run(**extra):
+        return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, **extra}, capture_output=True,
+                              text=True, timeout=60)
+
+    assert run().stdout.split()[-2:] == ["10", "10"]
+    assert run(DB_POOL_MAX_SIZE="4").stdout.split()[-2:] == ["4", "4"]
+    assert run(WEB_THREADS="6").stdout.split()[-2:] == ["6", "6"]
+    refused = run(WEB_THREADS="0")
+    assert refused.returncode != 0 and "WEB_THREADS must be at least 1; got 0." in refused.stderr
+
+
 def test_the_worker_cluster_never_uses_a_pool_even_when_the_environment_asks():
     """django-q2 forks its workers; a pool does not survive the fork, so qcluster ignores DB_POOL_MAX_SIZE."""
     code = ("import sys; sys.argv = ['manage.py', {command!r}]; import django; django.setup(); "
@@ -120,7 +138,7 @@ def test_the_worker_cluster_never_uses_a_pool_even_when_the_environment_asks():
 @pytest.mark.postgres
 @pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="needs PostgreSQL")
 def test_with_the_pool_many_request_threads_share_a_few_connections():
-    """Each ASGI request runs its sync code in a thread of its own: without the pool, one connection each."""
+    """Many threads (under Django's ASGI handler, a thread per request): without the pool, one connection each."""
     code = ("import threading; from django.db import connection\n"
             "pids = set()\n"
             "def request():\n"
