@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import secrets
 
+from django.db.models import QuerySet
+
 from orders.models import Order
 
 
-def order_by_number_and_token(*, number: str, token: str) -> Order | None:
-    order = Order.objects.filter(number=number).first()
+def order_by_number_and_token(*, number: str, token: str, orders: QuerySet[Order] | None = None) -> Order | None:
+    """The order a customer's link names, or None when its number and access token do not match.
+
+    `orders` is the queryset to look in (orders.services.lock_customer_order passes a locking one).
+    """
+    order = (Order.objects if orders is None else orders).filter(number=number).first()
     if order is None or not secrets.compare_digest(order.access_token.encode(), token.encode()):
         return None
     return order

@@ -13,6 +13,7 @@ from django_countries import countries
 from django_fsm import TransitionNotAllowed
 
 from orders.models import Order, OrderLine, OrderTransition, TransitionSource
+from orders.selectors import order_by_number_and_token
 from orders.signals import order_transitioned
 from shop.models import Product
 
@@ -77,6 +78,18 @@ def lock_order(order_id: int) -> Order:
     return Order.objects.select_for_update().get(pk=order_id)
 
 
+def lock_customer_order(*, number: str, token: str) -> Order:
+    """Lock the order a customer's link names, checking its access token in the same read.
+
+    Raises Order.DoesNotExist when the number and token do not match, as
+    lock_order does for an id that names no order.
+    """
+    order = order_by_number_and_token(number=number, token=token, orders=Order.objects.select_for_update())
+    if order is None:
+        raise Order.DoesNotExist("No such order.")
+    return order
+
+
 def _merge_lines(lines: Iterable[LineRequest]) -> OrderedDict[int, int]:
     merged: OrderedDict[int, int] = OrderedDict()
     for line in lines:
@@ -97,18 +110,18 @@ def order_create(
 ) -> Order:
     """Create an order at catalog prices and reserve its stock in one transaction.
 
-    A second call with the same checkout_token returns the first order.
+    A second call with the same checkout_token returns the first order. The
+    token is unique, so the order's INSERT finds the first one, before any
+    stock is taken: a double submit never fails for the stock its first
+    submit reserved, and a first submit costs no read to check for one.
     """
-    if checkout_token is not None:
-        existing = Order.objects.filter(checkout_token=checkout_token).first()
-        if existing is not None:
-            return existing
-    quantities = _merge_lines(lines)
     try:
+        quantities = _merge_lines(lines)
         with transaction.atomic():
             return _create_and_reserve(customer=customer, quantities=quantities, checkout_token=checkout_token)
-    except IntegrityError:
-        # A concurrent submission with the same token won the race.
+    except (IntegrityError, OrderError):
+        # Submitted before (a double click, Back + submit) or concurrently: the first order, whatever this
+        # attempt ran into (the token's unique INSERT, a cart emptied or a product withdrawn since).
         if checkout_token is not None:
             existing = Order.objects.filter(checkout_token=checkout_token).first()
             if existing is not None:
@@ -130,13 +143,6 @@ def _create_and_reserve(
     if len(currencies) > 1:
         raise MixedCurrencies("Products priced in different currencies cannot be bought in one order.")
 
-    for product_id, quantity in quantities.items():
-        # A conditional update: the row lock it takes makes a concurrent
-        # checkout re-read the stock, so the stock never goes below zero.
-        reserved = Product.objects.filter(pk=product_id, stock__gte=quantity).update(stock=F("stock") - quantity)
-        if not reserved:
-            raise OutOfStock(products[product_id], quantity)
-
     total = sum(products[pk].price_minor * qty for pk, qty in quantities.items())
     order = Order.objects.create(
         checkout_token=checkout_token,
@@ -150,6 +156,13 @@ def _create_and_reserve(
         currency=currencies.pop(),
         total_minor=total,
     )
+    for product_id, quantity in quantities.items():
+        # A conditional update: the row lock it takes makes a concurrent
+        # checkout re-read the stock, so the stock never goes below zero.
+        reserved = Product.objects.filter(pk=product_id, stock__gte=quantity).update(stock=F("stock") - quantity)
+        if not reserved:
+            raise OutOfStock(products[product_id], quantity)
+
     OrderLine.objects.bulk_create(
         OrderLine(
             order=order,

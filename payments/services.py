@@ -22,7 +22,7 @@ from django.utils import timezone
 from django_fsm import can_proceed
 
 from orders.models import Order, TransitionSource
-from orders.services import lock_order, order_cancel, order_expire, order_mark_paid
+from orders.services import lock_customer_order, lock_order, order_cancel, order_expire, order_mark_paid
 from payments.gateways import get_gateway
 from payments.gateways.base import CallRecord, Gateway, GatewayResult, PaymentRequest, PspStatus, RefundStatus
 from payments.models import (
@@ -169,16 +169,26 @@ def discrepancy_record(
 
 # -- step 1: intent ------------------------------------------------------------
 
-def payment_start(*, order_id: int, flow: str, card_token: str = "", gateway_name: str | None = None
-                  ) -> tuple[Payment, bool]:
+def payment_start(*, flow: str, order_id: int | None = None, customer_link: tuple[str, str] | None = None,
+                  card_token: str = "", gateway_name: str | None = None) -> tuple[Payment, bool]:
     """Write a `created` payment for an order, or return the open one it has.
+
+    The order is named by its id, or by the customer's link (its number and
+    access token), which is checked by the read that locks it: one statement
+    for both. Raises Order.DoesNotExist when neither names an order.
 
     Returns (payment, created). A double click, a second tab or Back + Pay
     all find the same open payment, so the customer can never start two.
     """
+    if (order_id is None) == (customer_link is None):
+        raise TypeError("payment_start names the order by order_id or by customer_link, not both or neither")
     now = timezone.now()
     with transaction.atomic():
-        order = lock_order(order_id)
+        if customer_link is not None:
+            number, token = customer_link
+            order = lock_customer_order(number=number, token=token)
+        else:
+            order = lock_order(order_id)
         if order.state != Order.State.AWAITING_PAYMENT:
             raise PaymentError(f"Order {order.number} is {order.get_state_display().lower()}; there is nothing to pay.")
         existing = order.payments.filter(state__in=OPEN_STATES).first()

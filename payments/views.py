@@ -10,7 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from orders.models import TransitionSource
+from orders.models import Order, TransitionSource
 from orders.selectors import order_by_number_and_token
 from payments.gateways import UnknownGateway
 from payments.gateways.base import InvalidWebhook
@@ -49,12 +49,14 @@ def _next_step(payment: Payment) -> HttpResponse:
 @require_POST
 @rate_limited("pay")
 def pay_hosted(request: HttpRequest, number: str, token: str) -> HttpResponse:
-    order = _order_or_404(number, token)
     try:
-        payment, created = payment_start(order_id=order.pk, flow=Payment.Flow.HOSTED)
+        # The link is checked by the read that locks the order (payment_start).
+        payment, created = payment_start(customer_link=(number, token), flow=Payment.Flow.HOSTED)
+    except Order.DoesNotExist:
+        raise Http404("No such order.") from None
     except PaymentError as exc:
         messages.error(request, exc.message)
-        return redirect(order.get_absolute_url())
+        return redirect("orders:detail", number=number, token=token)
     if created:
         payment = payment_open_session(payment_id=payment.pk, payment=payment)
     return _next_step(payment)
@@ -64,19 +66,23 @@ def pay_hosted(request: HttpRequest, number: str, token: str) -> HttpResponse:
 @require_POST
 @rate_limited("pay")
 def pay_direct(request: HttpRequest, number: str, token: str) -> HttpResponse:
-    order = _order_or_404(number, token)
     card_token = request.POST.get("card_token", "")
     if not _TOKEN_RE.match(card_token):
+        order = _order_or_404(number, token)
         messages.error(request, "Your card details did not reach the payment provider. Please enter them again.")
         return redirect(order.get_absolute_url())
     try:
         if request.POST.get("pay_another_way"):
-            payment, created = payment_switch_to_card(order_id=order.pk, card_token=card_token)
+            payment, created = payment_switch_to_card(order_id=_order_or_404(number, token).pk, card_token=card_token)
         else:
-            payment, created = payment_start(order_id=order.pk, flow=Payment.Flow.DIRECT, card_token=card_token)
+            # The link is checked by the read that locks the order (payment_start).
+            payment, created = payment_start(customer_link=(number, token), flow=Payment.Flow.DIRECT,
+                                             card_token=card_token)
+    except Order.DoesNotExist:
+        raise Http404("No such order.") from None
     except PaymentError as exc:
         messages.error(request, exc.message)
-        return redirect(order.get_absolute_url())
+        return redirect("orders:detail", number=number, token=token)
     if not created:
         messages.info(request, "A payment for this order is already in progress, so your card was not charged.")
     return redirect("payments:status", payment_id=payment.pk)

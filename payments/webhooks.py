@@ -34,6 +34,11 @@ def _safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
 def webhook_receive(*, gateway_name: str, headers: Mapping[str, str], body: bytes) -> tuple[str, WebhookEvent]:
     """Verify and store an event, then apply it. Returns ("processed"|"duplicate"|"stored", event).
 
+    An event that only repeats what we hold for its payment (the webhook
+    after the PSP's response or the return page applied the same answer) is
+    stored already marked applied: one INSERT, no lock, no write to the
+    payment. Anything else is stored raw before it is applied.
+
     Raises InvalidWebhook, having written nothing.
     """
     gateway = get_gateway(gateway_name)
@@ -43,18 +48,42 @@ def webhook_receive(*, gateway_name: str, headers: Mapping[str, str], body: byte
         # Nothing is written for an event we cannot verify.
         logger.warning("refused a %s webhook: %s", gateway_name, exc)
         raise
+    payment, is_news = _payment_and_news(gateway_name, envelope)
+    applied = {} if is_news else {"payment": payment, "attempts": 1, "processed_at": timezone.now()}
     try:
         # In autocommit (a web request) one INSERT is durable at once and a duplicate fails alone; inside
         # a caller's transaction a savepoint keeps a duplicate from breaking it.
         with transaction.atomic() if connection.in_atomic_block else nullcontext():
             event = WebhookEvent.objects.create(
                 gateway=gateway_name, event_id=envelope.event_id, event_type=envelope.event_type,
-                headers=_safe_headers(headers), body=body.decode("utf-8", errors="replace"),
+                headers=_safe_headers(headers), body=body.decode("utf-8", errors="replace"), **applied,
             )
     except IntegrityError:
         return "duplicate", WebhookEvent.objects.get(gateway=gateway_name, event_id=envelope.event_id)
-    ok = webhook_process(event=event, envelope=envelope)
+    if not is_news:
+        return "processed", event
+    ok = webhook_process(event=event, envelope=envelope, payment=payment)
     return ("processed" if ok else "stored"), event
+
+
+def _payment_and_news(gateway_name: str, envelope: WebhookEnvelope) -> tuple[Payment | None, bool]:
+    """The event's payment, read without a lock, and whether the event can change it (payment_result_is_news).
+
+    Only an event that carries its answer, for a payment we know, can be a
+    repeat. Should the read fail, the event counts as news: it is stored raw
+    and webhook_process applies it, or keeps the error for a retry.
+    """
+    if envelope.result is None or envelope.result.status == PspStatus.UNKNOWN:
+        return None, True
+    try:
+        payment = _find_payment(gateway_name, envelope)
+    except Exception:  # noqa: BLE001 - the raw-first path below records the event whatever happened here
+        logger.warning("could not read the payment of webhook %s:%s before storing it", gateway_name,
+                       envelope.event_id, exc_info=True)
+        return None, True
+    if payment is None:
+        return None, True
+    return payment, payment_result_is_news(payment, envelope.result)
 
 
 def _find_payment(gateway_name: str, envelope: WebhookEnvelope) -> Payment | None:
@@ -67,16 +96,20 @@ def _find_payment(gateway_name: str, envelope: WebhookEnvelope) -> Payment | Non
     return None
 
 
-def webhook_process(*, event: WebhookEvent, envelope: WebhookEnvelope | None = None) -> bool:
-    """Apply a stored, verified event. On failure keep the error for a retry; True when applied."""
+def webhook_process(*, event: WebhookEvent, envelope: WebhookEnvelope | None = None,
+                    payment: Payment | None = None) -> bool:
+    """Apply a stored, verified event. On failure keep the error for a retry; True when applied.
+
+    `payment` is the event's payment when the caller has just read it.
+    """
     if event.processed_at is not None:
         return True
-    payment = None
     try:
         gateway = get_gateway(event.gateway, recorder=_call_recorder(None))
         if envelope is None:
             envelope = gateway.parse_webhook(event.headers, event.body.encode(), verify=False)
-        payment = _find_payment(event.gateway, envelope)
+        if payment is None:
+            payment = _find_payment(event.gateway, envelope)
         if payment is None:
             # Our payment row is committed before the PSP ever hears of it, so
             # this is not a race: flag it for staff and stop.

@@ -13,7 +13,7 @@ import uuid
 import pytest
 from django.urls import reverse
 
-from payments.models import Payment
+from payments.models import Payment, WebhookEvent
 from tests.payments.test_webhooks import deliver, event_body
 from tests.psp import CARDS
 from tests.shop.factories import ProductFactory
@@ -44,9 +44,9 @@ def test_storefront_pages(client, product, django_assert_num_queries):
         client.get(reverse("shop:cart"))
     with django_assert_num_queries(1):
         client.get(reverse("shop:checkout"))
-    # token check, products, stock update, order, lines, audit row, the order mail's outbox row, and the
-    # transaction's savepoint pair
-    with django_assert_num_queries(9):
+    # products, order (its unique checkout token is the double-submit check), stock update, lines, audit
+    # row, the order mail's outbox row, and the transaction's savepoint pair
+    with django_assert_num_queries(8):
         response = client.post(reverse("shop:checkout"), {**ADDRESS, "checkout_token": str(uuid.uuid4())})
     with django_assert_num_queries(3):  # the order, its lines, its payments
         client.get(response["Location"])
@@ -55,9 +55,9 @@ def test_storefront_pages(client, product, django_assert_num_queries):
 def test_paying_on_the_hosted_page(client, product, psp, django_assert_num_queries):
     order_url = place_order(client, product)
     number, token = re.match(r"^/orders/([^/]+)/([^/]+)/$", order_url).groups()
-    # order, lock, open-payment check, payment + audit row; PSP call log; payment lock, audit row, save (each
-    # transaction with its savepoint pair here)
-    with django_assert_num_queries(13):
+    # the order locked by its link, open-payment check, payment + audit row; PSP call log; payment lock,
+    # audit row, save (each transaction with its savepoint pair here)
+    with django_assert_num_queries(12):
         response = client.post(reverse("payments:pay-hosted", args=[number, token]))
     payment = Payment.objects.get()
     psp.pay_on_hosted_page(response["Location"])  # the webhook cannot reach the test server
@@ -74,7 +74,8 @@ def test_paying_with_the_card_form(client, product, psp, django_assert_num_queri
     order_url = place_order(client, product)
     number, token = re.match(r"^/orders/([^/]+)/([^/]+)/$", order_url).groups()
     card_token = psp.token(CARDS["success"])
-    with django_assert_num_queries(7):  # order, lock, open-payment check, payment + audit row (charge: worker)
+    # the order locked by its link, open-payment check, payment + audit row, the savepoint pair (charge: worker)
+    with django_assert_num_queries(6):
         client.post(reverse("payments:pay-direct", args=[number, token]), {"card_token": card_token})
 
 
@@ -84,13 +85,15 @@ def test_a_webhook_that_settles_and_its_duplicate(client, product, psp, django_a
     client.post(reverse("payments:pay-hosted", args=[number, token]))
     payment = Payment.objects.get()
     body = event_body(payment, "captured")
-    # event, find, locks, capture, order paid, audit rows, the receipt's outbox row, save, mark applied
+    # find, event, locks, capture, order paid, audit rows, the receipt's outbox row, save, mark applied
     with django_assert_num_queries(14):
         deliver(client, body)
-    # The insert that finds the duplicate, and reading the first; in a web request the insert runs alone
-    # (autocommit), here inside the test's transaction it needs a savepoint (3 more).
-    with django_assert_num_queries(5):
+    # Find the payment, the insert that finds the duplicate, and reading the first; in a web request the
+    # insert runs alone (autocommit), here inside the test's transaction it needs a savepoint (2 more).
+    with django_assert_num_queries(6):
         assert deliver(client, body).json()["status"] == "duplicate"
-    # Another event with the same news: stored (with its savepoint pair here), found, marked applied; no lock.
-    with django_assert_num_queries(5):
-        deliver(client, event_body(payment, "captured"))
+    # Another event with the same news: found, then stored already marked applied (with its savepoint
+    # pair here); no lock, no second write.
+    with django_assert_num_queries(4):
+        assert deliver(client, event_body(payment, "captured")).json()["status"] == "processed"
+    assert WebhookEvent.objects.filter(processed_at__isnull=False, payment=payment, attempts=1).count() == 2

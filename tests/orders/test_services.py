@@ -65,6 +65,24 @@ def test_same_checkout_token_returns_the_same_order():
     assert Product.objects.get(pk=product.pk).stock == 4
 
 
+@pytest.mark.parametrize("since", ["stock sold out", "product withdrawn", "cart emptied"])
+def test_a_resubmit_finds_its_order_whatever_changed_since(since):
+    """Back + submit after the first submit went through: the customer gets their order, not an error."""
+    product = ProductFactory(stock=1)
+    token = uuid.uuid4()
+    first = order_create(customer=customer(), lines=[LineRequest(product.pk, 1)], checkout_token=token)
+    lines = [LineRequest(product.pk, 1)]
+    if since == "product withdrawn":
+        Product.objects.filter(pk=product.pk).update(is_active=False)
+    elif since == "cart emptied":
+        lines = []
+    assert order_create(customer=customer(), lines=lines, checkout_token=token).pk == first.pk
+    assert Order.objects.count() == 1 and Product.objects.get(pk=product.pk).stock == 0
+    # Without the token the same request is refused as it should be.
+    with pytest.raises(OrderError):
+        order_create(customer=customer(), lines=lines)
+
+
 def test_cancel_releases_stock_exactly_once_and_is_audited(django_user_model):
     product = ProductFactory(stock=5)
     order = make_order(product=product, quantity=3)

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from orders.models import Order
 from payments.models import Payment
+from payments.services import payment_start
 from tests.orders.factories import make_order
 from tests.psp import CARDS
 
@@ -179,3 +180,27 @@ def test_a_card_payment_whose_charge_cannot_be_queued_waits_for_the_sweep(client
     assert payment.state == "created" and payment.next_check_at is not None
     assert psp.transactions() == []  # no charge reached the PSP
     assert f"could not queue the charge of payment {payment.pk}" in caplog.text
+
+
+@pytest.mark.parametrize("view", ["payments:pay-hosted", "payments:pay-direct"])
+def test_paying_with_a_wrong_link_is_a_404_and_starts_nothing(client, psp, view):
+    """The pay buttons check the order's access token in the read that locks the order (payment_start)."""
+    order = make_order()
+    for number, token in ((order.number, "x" + order.access_token[1:]), ("R-NOSUCH", order.access_token)):
+        response = client.post(reverse(view, args=[number, token]), {"card_token": "tok_visa_ok"})
+        assert response.status_code == 404
+    assert not Payment.objects.exists()
+    # And the right link still pays.
+    response = client.post(reverse(view, args=[order.number, order.access_token]), {"card_token": "tok_visa_ok"})
+    assert response.status_code == 302 and Payment.objects.filter(order=order).count() == 1
+
+
+def test_payment_start_names_the_order_one_way():
+    order = make_order()
+    with pytest.raises(TypeError):
+        payment_start(flow=Payment.Flow.HOSTED)
+    with pytest.raises(TypeError):
+        payment_start(flow=Payment.Flow.HOSTED, order_id=order.pk, customer_link=(order.number, order.access_token))
+    with pytest.raises(Order.DoesNotExist):
+        payment_start(flow=Payment.Flow.HOSTED, customer_link=(order.number, "wrong-token"))
+    assert not Payment.objects.exists()

@@ -148,6 +148,36 @@ def test_if_we_cannot_store_the_event_the_psp_is_told_to_retry(client, pending_p
     assert response.status_code == 503 and "error" in response.json()
 
 
+def test_a_repeat_is_stored_applied_at_once_and_news_is_stored_raw_first(client, pending_payment):
+    """`pending` repeats what the PSP's response told us: one INSERT, already applied, the payment untouched."""
+    before = Payment.objects.get(pk=pending_payment.pk)
+    assert deliver(client, event_body(pending_payment, "pending", event_id="evt_rep")).json()["status"] == "processed"
+    event = WebhookEvent.objects.get(event_id="evt_rep")
+    assert (event.payment_id, event.attempts, event.error) == (pending_payment.pk, 1, "") and event.processed_at
+    after = Payment.objects.get(pk=pending_payment.pk)
+    assert (after.state, after.updated_at, after.transitions.count()) == ("pending", before.updated_at, 1 + 1)
+
+
+def test_a_failed_read_before_storing_falls_back_to_raw_first(client, pending_payment, monkeypatch):
+    """The payment cannot be read when the event arrives: the event is stored raw and kept for a retry."""
+    from payments import webhooks
+
+    real_find = webhooks._find_payment
+
+    def broken(*args, **kwargs):
+        raise OperationalError("the replica is away")
+
+    monkeypatch.setattr(webhooks, "_find_payment", broken)
+    response = deliver(client, event_body(pending_payment, "captured", event_id="evt_raw"))
+    assert response.status_code == 200 and response.json()["status"] == "stored"
+    event = WebhookEvent.objects.get(event_id="evt_raw")
+    assert event.processed_at is None and event.attempts == 1 and "replica is away" in event.error
+    monkeypatch.setattr(webhooks, "_find_payment", real_find)
+    assert webhooks.webhook_process(event=event)
+    pending_payment.refresh_from_db()
+    assert pending_payment.state == "captured"
+
+
 def test_oversized_bodies_and_unknown_gateways_are_refused(client, db):
     assert client.post(URL, b"x" * (256 * 1024 + 1), content_type="application/json").status_code == 413
     # A signed 5 MB body: a JSON 413 from its Content-Length (not Django's HTML 400), nothing stored.
