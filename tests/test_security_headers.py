@@ -1,5 +1,6 @@
 """The Content-Security-Policy on every page, for the active gateway only; its report endpoint logs."""
 
+import copy
 import json
 import logging
 
@@ -38,6 +39,27 @@ def test_stripe_origins_only_with_the_stripe_gateway(client, settings):
     assert policy["script-src"] == ["'self'", "https://js.stripe.com"]
     assert "https://api.stripe.com" in policy["connect-src"] and "https://hooks.stripe.com" in policy["frame-src"]
     assert not any("8099" in origin for values in policy.values() for origin in values)
+
+
+def test_the_header_is_django_csps_own_for_the_setting_built_once_and_never_copied(client, settings):
+    """The middleware's frozen directives give the header django-csp builds from the setting itself."""
+    from csp.utils import build_policy, default_config
+
+    from config.csp_policy import content_security_policy
+    from config.security import GatewayCSPMiddleware
+
+    settings.PAYMENT_GATEWAY = "simulator"
+    settings.PSP_SIMULATOR_PUBLIC_URL = "http://127.0.0.1:8099"
+    expected = build_policy(config=default_config(content_security_policy(
+        gateway="simulator", simulator_url="http://127.0.0.1:8099", stripe_js_url=settings.STRIPE_JS_URL,
+        stripe_api_base=settings.STRIPE_API_BASE)["DIRECTIVES"]))
+    assert client.get("/")["Content-Security-Policy"] == expected
+    middleware = GatewayCSPMiddleware(lambda request: None)
+    first = middleware.get_policy_parts(None, object()).config
+    assert middleware.get_policy_parts(None, object()).config is first  # built once
+    assert copy.deepcopy(first) is first  # dataclasses.asdict in django-csp copies nothing
+    settings.PSP_SIMULATOR_PUBLIC_URL = "http://127.0.0.1:8100"
+    assert "http://127.0.0.1:8100" in middleware.get_policy_parts(None, object()).config["script-src"]
 
 
 def test_the_swagger_ui_runs_no_inline_script(client):

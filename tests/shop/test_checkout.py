@@ -113,15 +113,45 @@ def test_checkout_and_cart_are_never_stored_by_the_browser(client, name):
 
 @pytest.mark.parametrize("value, attrs", [(None, {}), ("DE", {}), ("GB", {"aria-invalid": "true"}), ("<x>", {})])
 def test_the_country_select_renders_the_html_of_djangos_select(value, attrs):
-    """PlainSelect builds the options in Python (CPU: bench/README.md); the markup must stay Django's."""
+    """PlainSelect builds the options in Python, CountrySelect once per language (CPU: bench/README.md); the
+    markup must stay Django's."""
     from django import forms
     from django.test.html import parse_html
 
     from shop.forms import CheckoutForm, PlainSelect
 
-    choices = list(CheckoutForm.base_fields["country"].choices)
-    ours = PlainSelect(choices=choices).render("country", value, attrs={"id": "id_country", "required": True, **attrs})
-    django = forms.Select(choices=choices).render("country", value,
-                                                  attrs={"id": "id_country", "required": True, **attrs})
-    assert parse_html(ours) == parse_html(django)
-    assert ours.count("<option") == len(choices) > 200 and ours.count(" selected") == (value != "<x>")
+    field = CheckoutForm.base_fields["country"]
+    choices = list(field.choices)
+    options = {"attrs": {"id": "id_country", "required": True, **attrs}}
+    django = forms.Select(choices=choices).render("country", value, **options)
+    for ours in (PlainSelect(choices=choices).render("country", value, **options),
+                 field.widget.render("country", value, **options)):
+        assert parse_html(ours) == parse_html(django)
+        assert ours.count("<option") == len(choices) > 200 and ours.count(" selected") == (value != "<x>")
+
+
+def test_the_country_field_renders_as_djangos_own_choice_field_would():
+    from django import forms
+    from django.test.html import parse_html
+
+    from shop.forms import CheckoutForm, _country_choices
+
+    class Django(forms.Form):
+        country = forms.TypedChoiceField(choices=_country_choices)
+
+    for data in (None, {"country": "DE"}, {"country": "XX"}):
+        ours, theirs = CheckoutForm(data)["country"], Django(data)["country"]
+        assert parse_html(str(ours)) == parse_html(str(theirs))
+    assert ' required' in str(CheckoutForm()["country"])
+
+
+def test_the_country_must_be_one_of_the_list():
+    from shop.forms import CheckoutForm
+
+    data = {"email": "a@example.com", "full_name": "A B", "address_line1": "1 Road", "city": "Town",
+            "postal_code": "1", "checkout_token": "3f1a5c6e-8d2b-4c9a-9e7f-1b2c3d4e5f60"}
+    assert CheckoutForm({**data, "country": "DE"}).is_valid()
+    for country, error in (("XX", "Choose your country from the list."), ("de", "Choose your country from the list."),
+                           ("", "Choose your country.")):
+        form = CheckoutForm({**data, "country": country})
+        assert not form.is_valid() and form.errors["country"] == [error]
