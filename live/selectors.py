@@ -10,7 +10,7 @@ from payments.selectors import payment_customer_view
 
 def live_message(payment: Payment, seq: int) -> dict:
     """What a status socket is sent: the customer's view of the payment, never PSP internals."""
-    view = payment_customer_view(payment)
+    view = payment_customer_view(payment, receipt=False)
     return {
         "type": "status",
         "seq": seq,

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 from config.api import FIELD_ERRORS, NOT_FOUND, ErrorSerializer
 from orders.models import Order
 from payments.models import Payment
-from payments.selectors import payment_customer_view
+from payments.selectors import customer_payments, payment_customer_view
 from payments.services import PaymentError, payment_open_session, payment_start
 
 
@@ -69,7 +69,7 @@ class OrderPaymentsView(APIView):
 class PaymentStatusView(APIView):
     @extend_schema(responses={200: PaymentStatusSerializer, 404: NOT_FOUND})
     def get(self, request: Request, payment_id) -> Response:
-        payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
+        payment = customer_payments().filter(pk=payment_id).first()
         if payment is None:
             raise NotFound("No such payment.")
         return Response(payment_customer_view(payment))

@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from orders.models import Order
-from payments.models import CAPTURED_STATES, OPEN_STATES, Payment, PaymentState, Refund, WebhookEvent
+from payments.models import (
+    CAPTURED_STATES,
+    OPEN_STATES,
+    Payment,
+    PaymentState,
+    PaymentTransition,
+    Refund,
+    WebhookEvent,
+)
 
 # What a customer sees; never PSP internals.
 CUSTOMER_FAILURE_TEXT = {
@@ -46,8 +54,20 @@ CARD_BRAND_NAMES = {"visa": "Visa", "mastercard": "Mastercard", "amex": "America
                     "discover": "Discover", "jcb": "JCB", "diners": "Diners Club", "unionpay": "UnionPay"}
 
 
-def payment_customer_view(payment: Payment) -> dict:
-    """What the customer's status page and status endpoint show for a payment."""
+def customer_payments() -> QuerySet[Payment]:
+    """Payments as payment_customer_view reads them: with their order, and the receipt's capture time in the
+    same statement (a subquery on the audit rows), so a status page or poll is one query."""
+    captured = (PaymentTransition.objects.filter(payment=OuterRef("pk"), to_state=PaymentState.CAPTURED)
+                .order_by("created_at").values("created_at")[:1])
+    return Payment.objects.select_related("order").annotate(receipt_captured_at=Subquery(captured))
+
+
+def payment_customer_view(payment: Payment, *, receipt: bool = True) -> dict:
+    """What the customer's status page and status endpoint show for a payment.
+
+    Without `receipt` there is no paid_at and no card (the live status's
+    messages carry neither), and nothing is read for them.
+    """
     title, message = CUSTOMER_STATE_TEXT[payment.state]
     if payment.state in ("declined", "failed"):
         reason = CUSTOMER_FAILURE_TEXT.get(payment.failure_code)
@@ -76,16 +96,19 @@ def payment_customer_view(payment: Payment) -> dict:
         "order_state": payment.order.state,
         "order_url": payment.order.get_absolute_url(),
         # The receipt (paid payments only): the card as the PSP reported it, never its number.
-        "paid_at": _paid_at(payment) if paid else None,
+        "paid_at": _paid_at(payment) if paid and receipt else None,
         "card": (f"{CARD_BRAND_NAMES.get(payment.card_brand, payment.card_brand.title() or 'Card')} "
-                 f"ending in {payment.card_last4}") if paid and payment.card_last4 else "",
+                 f"ending in {payment.card_last4}") if paid and receipt and payment.card_last4 else "",
     }
 
 
 def _paid_at(payment: Payment) -> datetime:
-    """When the payment was captured, from its audit trail."""
-    captured = (payment.transitions.filter(to_state=PaymentState.CAPTURED).order_by("created_at")
-                .values_list("created_at", flat=True).first())
+    """When the payment was captured, from its audit trail (read with the payment by customer_payments())."""
+    if hasattr(payment, "receipt_captured_at"):
+        captured = payment.receipt_captured_at
+    else:
+        captured = (payment.transitions.filter(to_state=PaymentState.CAPTURED).order_by("created_at")
+                    .values_list("created_at", flat=True).first())
     return captured or payment.updated_at
 
 

@@ -15,7 +15,7 @@ from orders.selectors import order_by_number_and_token
 from payments.gateways import UnknownGateway
 from payments.gateways.base import InvalidWebhook
 from payments.models import Payment
-from payments.selectors import payment_customer_view
+from payments.selectors import customer_payments, payment_customer_view
 from payments.services import (
     PaymentError,
     payment_open_session,
@@ -103,7 +103,7 @@ def payment_return(request: HttpRequest, payment_id: uuid.UUID) -> HttpResponse:
 @never_cache
 @require_GET
 def payment_status(request: HttpRequest, payment_id: uuid.UUID) -> HttpResponse:
-    payment = get_object_or_404(Payment.objects.select_related("order"), pk=payment_id)
+    payment = get_object_or_404(customer_payments(), pk=payment_id)
     view = payment_customer_view(payment)
     return render(request, "payments/status.html", {"payment": payment, "view": view, "step": 4 if view["paid_at"] else 3})
 
@@ -111,7 +111,7 @@ def payment_status(request: HttpRequest, payment_id: uuid.UUID) -> HttpResponse:
 @never_cache
 @require_GET
 def payment_status_json(request: HttpRequest, payment_id: uuid.UUID) -> JsonResponse:
-    payment = Payment.objects.select_related("order").filter(pk=payment_id).first()
+    payment = customer_payments().filter(pk=payment_id).first()
     if payment is None:
         return JsonResponse({"error": "No such payment."}, status=404)
     return JsonResponse(payment_customer_view(payment))

@@ -64,10 +64,15 @@ def test_paying_on_the_hosted_page(client, product, psp, django_assert_num_queri
     # read, PSP call log, locks, capture, order paid, audit rows, the receipt's outbox row, save
     with django_assert_num_queries(11):
         status = client.get(reverse("payments:return", args=[payment.pk]))
-    with django_assert_num_queries(2):  # the payment, and for the receipt the time it was captured
-        client.get(status["Location"])
-    with django_assert_num_queries(2):
-        client.get(reverse("payments:status-json", args=[payment.pk]))
+    # the payment with its order, and the receipt's capture time in the same statement (a subquery)
+    with django_assert_num_queries(1):
+        page = client.get(status["Location"])
+    with django_assert_num_queries(1):
+        data = client.get(reverse("payments:status-json", args=[payment.pk])).json()
+    captured_at = payment.transitions.get(to_state="captured").created_at
+    assert data["paid_at"] and captured_at.strftime("%Y") in page.content.decode()
+    with django_assert_num_queries(3):  # the order, its lines, its payments with the receipt's capture time
+        client.get(order_url)
 
 
 def test_paying_with_the_card_form(client, product, psp, django_assert_num_queries):

@@ -3,8 +3,7 @@ from django.conf import settings
 from django.middleware.csrf import get_token
 
 from payments.gateways import get_gateway
-from payments.models import Payment
-from payments.selectors import payment_customer_view
+from payments.selectors import customer_payments, payment_customer_view
 
 register = template.Library()
 
@@ -17,7 +16,7 @@ def order_payment_panel(context, order) -> dict:
     orders.views), so it always shows the payment's current state.
     """
     request = context["request"]
-    payments = list(Payment.objects.filter(order=order).select_related("order").order_by("-created_at"))
+    payments = list(customer_payments().filter(order=order).order_by("-created_at"))
     current = payments[0] if payments else None
     open_payment = next((p for p in payments if p.is_open), None)
     can_pay = order.is_payable and open_payment is None
