@@ -56,7 +56,11 @@ CARD_BRAND_NAMES = {"visa": "Visa", "mastercard": "Mastercard", "amex": "America
 
 def customer_payments() -> QuerySet[Payment]:
     """Payments as payment_customer_view reads them: with their order, and the receipt's capture time in the
-    same statement (a subquery on the audit rows), so a status page or poll is one query."""
+    same statement (a subquery on the audit rows), so a status page or poll is one query.
+
+    The subquery takes about 0.9 ms more CPU to compile, about what the second query cost; the gain is the
+    statement and its round trip (bench/README.md).
+    """
     captured = (PaymentTransition.objects.filter(payment=OuterRef("pk"), to_state=PaymentState.CAPTURED)
                 .order_by("created_at").values("created_at")[:1])
     return Payment.objects.select_related("order").annotate(receipt_captured_at=Subquery(captured))

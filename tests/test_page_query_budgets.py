@@ -71,7 +71,7 @@ def test_paying_on_the_hosted_page(client, product, psp, django_assert_num_queri
         data = client.get(reverse("payments:status-json", args=[payment.pk])).json()
     captured_at = payment.transitions.get(to_state="captured").created_at
     assert data["paid_at"] and captured_at.strftime("%Y") in page.content.decode()
-    with django_assert_num_queries(3):  # the order, its lines, its payments with the receipt's capture time
+    with django_assert_num_queries(4):  # the order, its lines, its payments, and the receipt's capture time
         client.get(order_url)
 
 
