@@ -245,13 +245,15 @@ def metrics(request):
 class RequestMetricsAfterMiddleware(PrometheusAfterMiddleware):
     """django-prometheus' middleware, except that a bad Content-Length is the view's to refuse, not a 500.
 
-    Sync only, and last in MIDDLEWARE, on purpose: under ASGI, Django runs a
-    chain of middlewares that can do both in the mode of the one inside it,
-    and MiddlewareMixin's async mode sends every process_request and
-    process_response to a thread of its own. With the innermost middleware
-    sync, the whole chain runs in one thread: three thread hops per request
-    instead of about thirty (bench/README.md, "Where the web server's CPU
-    goes").
+    Sync only, and last in MIDDLEWARE, on purpose: under Django's ASGI
+    handler, Django runs a chain of middlewares that can do both in the mode
+    of the one inside it, and MiddlewareMixin's async mode sends every
+    process_request and process_response to a thread of its own. With the
+    innermost middleware sync, the whole chain runs in one thread: three
+    thread hops per request instead of about thirty (bench/README.md, "Where
+    the web server's CPU goes"). config.asgi now serves HTTP through Django's
+    WSGI handler, where the chain is sync anyway; this keeps the hops away
+    wherever Django's ASGI handler still runs it.
     """
 
     sync_capable = True

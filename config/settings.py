@@ -114,10 +114,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(_SQLITE_OPTIONS)
 # A pool of PostgreSQL connections per process (Django's own, on psycopg_pool),
 # with DB_POOL_MAX_SIZE connections at most. config/asgi.py asks for it in the
-# web server: there each request's sync code runs in a thread of its own, so
-# Django's persistent connections (CONN_MAX_AGE, one per thread) would open a
-# connection per request and leave it open until the garbage collector finds
-# it (a busy node ran PostgreSQL out of connections: bench/README.md). The
+# web server, whose WEB_THREADS threads share it. Under Django's ASGI handler,
+# which ran each request's sync code in a thread of its own, persistent
+# connections (CONN_MAX_AGE, one per thread) opened a connection per request
+# and left it open until the garbage collector found it (a busy node ran
+# PostgreSQL out of connections: bench/README.md); the pool bounds them
+# whatever the server does with threads. The
 # workers are one thread per process, where CONN_MAX_AGE does the job. Never
 # in `manage.py qcluster`, whatever the environment says: django-q2 forks its
 # workers, and a pool's connections and threads do not survive a fork (the
