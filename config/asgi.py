@@ -33,9 +33,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from config.asgi_body import ReadBodyFirst  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 
+# The body is read on the event loop first (config/asgi_body.py), so a slow client never holds a thread.
+http_application = ReadBodyFirst(WSGIMiddleware(django_application, workers=settings.WEB_THREADS),
+                                 max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2_621_440)
+
 application = ProtocolTypeRouter({
-    "http": WSGIMiddleware(django_application, workers=settings.WEB_THREADS),
+    "http": http_application,
     "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
 })

@@ -125,9 +125,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # workers, and a pool's connections and threads do not survive a fork (the
 # chaos run's workers waited for connections until their tasks failed).
 DB_POOL_MAX_SIZE = 0 if sys.argv[1:2] == ["qcluster"] else env_int("DB_POOL_MAX_SIZE", 0)
-# The threads of a web process that run HTTP requests (config/asgi.py): as many
-# as it has pooled connections, so no request waits for one.
-WEB_THREADS = env_int("WEB_THREADS", DB_POOL_MAX_SIZE or 10)
+# The threads of a web process that run HTTP requests (config/asgi.py): two
+# fewer than its pooled connections, which the live status's socket reads
+# (database_sync_to_async, outside these threads) share, so no request and no
+# socket waits for a connection.
+WEB_THREADS = env_int("WEB_THREADS", max(1, DB_POOL_MAX_SIZE - 2) if DB_POOL_MAX_SIZE else 10)
 if WEB_THREADS < 1:
     raise ImproperlyConfigured(f"WEB_THREADS must be at least 1; got {WEB_THREADS}.")
 if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":

@@ -46,19 +46,30 @@ class _PublishLoop:
     """
 
     def __init__(self) -> None:
+        self._forget()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        # Also in a forked child: the parent's thread is not there, and its lock may have been held.
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._pid = 0
 
-    def run(self, coroutine, timeout: float) -> None:
-        asyncio.run_coroutine_threadsafe(coroutine, self._running_loop()).result(timeout)
+    def run(self, make_coroutine, timeout: float) -> None:
+        """Run make_coroutine() on the loop and wait for it; on a timeout it is cancelled, not left to pile up."""
+        loop = self._running_loop()
+        future = asyncio.run_coroutine_threadsafe(make_coroutine(), loop)
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
-            if self._loop is None or self._pid != os.getpid():
+            if self._loop is None:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="live-publish", daemon=True).start()
-                self._loop, self._pid = loop, os.getpid()
+                self._loop = loop
             return self._loop
 
 
@@ -72,8 +83,8 @@ def live_publish(*, payment_id: uuid.UUID, seq: int) -> None:
     try:
         payment = Payment.objects.select_related("order").get(pk=payment_id)
         message = {"type": "payment.status", "message": live_message(payment, seq)}
-        _publish_loop.run(get_channel_layer().group_send(payment_group(payment_id), message),
-                          PUBLISH_TIMEOUT_SECONDS)
+        layer = get_channel_layer()
+        _publish_loop.run(lambda: layer.group_send(payment_group(payment_id), message), PUBLISH_TIMEOUT_SECONDS)
     except Exception:  # noqa: BLE001 - the tail delivers what a failed publish could not
         logger.warning("live status: could not publish payment %s; the tail will deliver it", payment_id,
                        exc_info=True)

@@ -104,9 +104,9 @@ def test_the_asgi_web_server_takes_its_postgres_connections_from_a_pool_and_the_
 
 
 def test_the_web_servers_http_threads_are_as_many_as_its_pooled_connections():
-    """config.asgi runs HTTP in WEB_THREADS threads (a2wsgi): by default one per pooled connection."""
+    """config.asgi runs HTTP in WEB_THREADS threads (a2wsgi): by default two fewer than pooled connections."""
     code = ("import config.asgi as a; from django.conf import settings as s; "
-            "print(s.WEB_THREADS, a.application.application_mapping['http'].executor._max_workers)")
+            "print(s.WEB_THREADS, a.application.application_mapping['http'].app.executor._max_workers)")
     env = {**{k: v for k, v in os.environ.items() if k not in {"DB_POOL_MAX_SIZE", "DJANGO_SETTINGS_MODULE"}},
            "DEBUG": "1", "DATABASE_URL": "postgres://reckon@127.0.0.1:5999/reckon"}
 
@@ -114,8 +114,9 @@ def test_the_web_servers_http_threads_are_as_many_as_its_pooled_connections():
         return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, **extra}, capture_output=True,
                               text=True, timeout=60)
 
-    assert run().stdout.split()[-2:] == ["10", "10"]
-    assert run(DB_POOL_MAX_SIZE="4").stdout.split()[-2:] == ["4", "4"]
+    assert run().stdout.split()[-2:] == ["8", "8"]
+    assert run(DB_POOL_MAX_SIZE="4").stdout.split()[-2:] == ["2", "2"]
+    assert run(DB_POOL_MAX_SIZE="2").stdout.split()[-2:] == ["1", "1"]
     assert run(WEB_THREADS="6").stdout.split()[-2:] == ["6", "6"]
     refused = run(WEB_THREADS="0")
     assert refused.returncode != 0 and "WEB_THREADS must be at least 1; got 0." in refused.stderr

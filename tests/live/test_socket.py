@@ -244,3 +244,37 @@ def test_a_socket_opened_while_the_database_is_away_is_refused_and_frees_its_pla
 
     assert run(scenario()) is False
     assert not hub.per_address and hub.sockets == 0
+
+
+def test_a_publish_that_times_out_is_cancelled_and_a_forked_child_gets_its_own_loop():
+    """live.publish's loop: a hung publish (Redis away) must not pile up tasks; a fork starts afresh."""
+    import os
+
+    from live.publish import _PublishLoop
+
+    publisher = _PublishLoop()
+    outcome = {}
+
+    async def hang():
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            outcome["cancelled"] = True
+            raise
+
+    with pytest.raises(TimeoutError):
+        publisher.run(hang, 0.2)
+    parent_loop = publisher._running_loop()
+    asyncio.run_coroutine_threadsafe(asyncio.sleep(0), parent_loop).result(2)  # the cancellation has run
+    assert outcome == {"cancelled": True}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a new loop of its own, which runs
+        try:
+            ok = publisher._loop is None and publisher._running_loop() is not parent_loop
+            publisher.run(lambda: asyncio.sleep(0), 2)
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
