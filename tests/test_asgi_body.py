@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from config.asgi_body import ReadBodyFirst
+from tests.live.aio import run
 
 
 class App:
@@ -39,7 +40,7 @@ def drive(app, messages: list[dict], headers: list[tuple[bytes, bytes]]) -> list
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/", "headers": headers}
-    asyncio.run(asyncio.wait_for(app(scope, receive, send), 5))
+    run(asyncio.wait_for(app(scope, receive, send), 5))
     return sent
 
 
