@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import time
 
+from tests.psp_simulator.conftest import wait_until
+
 WHSEC = b"whsec_sim_test"
 
 
@@ -30,7 +32,9 @@ def test_signed_event_and_retry_after_500(sim):
         assert delivery.headers["Content-Type"] == "application/json"
         assert verify(delivery.headers["Sim-Signature"], delivery.body)
         assert not verify(delivery.headers["Sim-Signature"], delivery.body + b" ")
-    ledger_event = next(e for e in sim.ledger()["events"] if e["id"] == event["id"])
+    # The receiver records a delivery before it answers, and the simulator records the answer after it: wait.
+    ledger_event = wait_until(lambda: next((e for e in sim.ledger()["events"]
+                                            if e["id"] == event["id"] and e["delivered"]), None))
     assert ledger_event["delivered"] is True and ledger_event["attempts"] == 2
     assert ledger_event["transaction_id"] == txn["id"] and ledger_event["dropped"] is False
 
