@@ -31,14 +31,16 @@ if _pool_default:
 from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.conf import settings  # noqa: E402
+from django.conf import global_settings, settings  # noqa: E402
 
 from config.asgi_body import ReadBodyFirst  # noqa: E402
 from live.routing import websocket_urlpatterns  # noqa: E402
 
-# The body is read on the event loop first (config/asgi_body.py), so a slow client never holds a thread.
+# The body is read on the event loop first (config/asgi_body.py), so a slow client never holds a thread; in
+# memory up to Django's own limit for a body in memory (its default when the setting lifts the limit).
 http_application = ReadBodyFirst(WSGIMiddleware(django_application, workers=settings.WEB_THREADS),
-                                 max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 2_621_440)
+                                 max_bytes=(settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+                                            or global_settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
 
 application = ProtocolTypeRouter({
     "http": http_application,
