@@ -77,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-load-minutes", type=float, default=120, help="stop starting checkouts after this")
     parser.add_argument("--quiesce-seconds", type=float, default=240,
                         help="how long to sweep for open payments to settle after the load (default 240)")
+    parser.add_argument("--top-statements", type=int, default=0, metavar="N",
+                        help="with --no-faults, also print the web server's N most frequent statements per paid "
+                             "checkout (pg_stat_statements)")
     parser.add_argument("--keep", action="store_true", help="keep the run's folder (logs, databases) afterwards")
     args = parser.parse_args(argv)
     if args.checkouts < 1:
@@ -154,6 +157,8 @@ class Run:
         with self.stack.connect() as conn:
             books = figures.read_books(conn)
             self.figures["statements"] = figures.statement_counts(conn) if not self.faults else {}
+            self.figures["top_statements"] = (figures.top_statements(conn, "reckon_web", args.top_statements)
+                                              if not self.faults and args.top_statements else [])
         self.figures["load_books"] = books
 
         print("==> faults off; sweeping until no payment is open", flush=True)
@@ -343,6 +348,11 @@ class Run:
         for kind, values in sorted(self.timings.samples.items()):
             print(f"  {kind.ljust(20)} {len(values):>7} {figures.percentile(values, 50) * 1000:>8.1f} "
                   f"{figures.percentile(values, 99) * 1000:>8.1f}")
+        if f.get("top_statements"):
+            paid = max(1, books.paid_orders)
+            print("\nthe web server's most frequent statements (per paid checkout):")
+            for calls, query in f["top_statements"]:
+                print(f"  {calls / paid:6.2f}  {query[:150]}")
         for line in self.fault_log.lines:
             print(f"  fault at {line}")
         problems = violations + [f"double charge: {d}" for d in money.double_charges] + \

@@ -133,6 +133,14 @@ def statement_counts(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
     return {role: {"all": total, "django_q": q, "tx_control": tx} for role, total, q, tx in rows}
 
 
+def top_statements(conn: psycopg.Connection, role: str, limit: int) -> list[tuple[int, str]]:
+    """The statements one role ran most often (pg_stat_statements: calls, normalized text)."""
+    return conn.execute("""
+        SELECT s.calls::bigint, regexp_replace(s.query, '\\s+', ' ', 'g')
+        FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid JOIN pg_database d ON d.oid = s.dbid
+        WHERE d.datname = 'reckon' AND r.rolname = %s ORDER BY s.calls DESC LIMIT %s""", (role, limit)).fetchall()
+
+
 def psp_ledger(psp_url: str) -> dict:
     response = requests.get(f"{psp_url}/control/ledger", headers={"Authorization": "Bearer sk_sim_test"},
                             timeout=120)

@@ -178,10 +178,40 @@ def payment_start(*, flow: str, order_id: int | None = None, customer_link: tupl
     for both. Raises Order.DoesNotExist when neither names an order.
 
     Returns (payment, created). A double click, a second tab or Back + Pay
-    all find the same open payment, so the customer can never start two.
+    all find the same open payment, so the customer can never start two:
+    the database's partial unique constraint (one open payment per order) is
+    the check. The INSERT of a second open payment fails, its transaction
+    rolls back, and the open payment is read and returned. No read looks
+    for one first, since the constraint has to stand behind it anyway.
     """
     if (order_id is None) == (customer_link is None):
         raise TypeError("payment_start names the order by order_id or by customer_link, not both or neither")
+    for attempt in range(_START_ATTEMPTS):
+        try:
+            return _start_payment(flow=flow, order_id=order_id, customer_link=customer_link,
+                                  card_token=card_token, gateway_name=gateway_name)
+        except _OrderHasOpenPayment as clash:
+            order_id = clash.order_id
+            existing = Payment.objects.filter(order_id=order_id, state__in=OPEN_STATES).first()
+            if existing is not None:
+                return existing, False
+            # The open payment settled between the failed INSERT and this read: start again.
+            logger.info("the open payment of order %s settled while a second one was refused (attempt %d)",
+                        order_id, attempt + 1)
+    raise PaymentError("Your earlier payment for this order changed while we started this one. Please try again.")
+
+
+_START_ATTEMPTS = 3
+
+
+class _OrderHasOpenPayment(Exception):
+    def __init__(self, order_id: int) -> None:
+        super().__init__(order_id)
+        self.order_id = order_id
+
+
+def _start_payment(*, flow: str, order_id: int | None, customer_link: tuple[str, str] | None, card_token: str,
+                   gateway_name: str | None) -> tuple[Payment, bool]:
     now = timezone.now()
     with transaction.atomic():
         if customer_link is not None:
@@ -191,24 +221,34 @@ def payment_start(*, flow: str, order_id: int | None = None, customer_link: tupl
             order = lock_order(order_id)
         if order.state != Order.State.AWAITING_PAYMENT:
             raise PaymentError(f"Order {order.number} is {order.get_state_display().lower()}; there is nothing to pay.")
-        existing = order.payments.filter(state__in=OPEN_STATES).first()
-        if existing is not None:
-            return existing, False
-        payment = Payment.objects.create(
-            order=order,
-            gateway=gateway_name or settings.PAYMENT_GATEWAY,
-            flow=flow,
-            amount_minor=order.total_minor,
-            currency=order.currency,
-            card_token=card_token,
-            deadline_at=now + timedelta(minutes=settings.PAYMENT_DEADLINE_MINUTES),
-            next_check_at=now + next_check_delay(0),
-        )
+        try:
+            payment = Payment.objects.create(
+                order=order,
+                gateway=gateway_name or settings.PAYMENT_GATEWAY,
+                flow=flow,
+                amount_minor=order.total_minor,
+                currency=order.currency,
+                card_token=card_token,
+                deadline_at=now + timedelta(minutes=settings.PAYMENT_DEADLINE_MINUTES),
+                next_check_at=now + next_check_delay(0),
+            )
+        except IntegrityError as exc:
+            if not _is_open_payment_clash(exc):
+                raise
+            raise _OrderHasOpenPayment(order.pk) from exc  # leaves the transaction: it rolls back
         _audit(payment, "", source=TransitionSource.CUSTOMER, reason=f"{flow} payment started")
         if flow == Payment.Flow.DIRECT:
             # The charge runs in the worker, so a closed browser cannot stop it.
             transaction.on_commit(lambda: _enqueue_charge(payment.pk))
     return payment, True
+
+
+def _is_open_payment_clash(exc: IntegrityError) -> bool:
+    """The INSERT hit payment_one_open_per_order (PostgreSQL names the constraint; SQLite names its column)."""
+    diag = getattr(exc.__cause__, "diag", None)
+    if diag is not None and getattr(diag, "constraint_name", None):
+        return diag.constraint_name == "payment_one_open_per_order"
+    return "payments_payment.order_id" in str(exc)
 
 
 class PaymentSwitchRefused(PaymentError):

@@ -55,9 +55,9 @@ def test_storefront_pages(client, product, django_assert_num_queries):
 def test_paying_on_the_hosted_page(client, product, psp, django_assert_num_queries):
     order_url = place_order(client, product)
     number, token = re.match(r"^/orders/([^/]+)/([^/]+)/$", order_url).groups()
-    # the order locked by its link, open-payment check, payment + audit row; PSP call log; payment lock,
-    # audit row, save (each transaction with its savepoint pair here)
-    with django_assert_num_queries(12):
+    # the order locked by its link, payment (one open per order: the constraint is the check) + audit row;
+    # PSP call log; payment lock, audit row, save (each transaction with its savepoint pair here)
+    with django_assert_num_queries(11):
         response = client.post(reverse("payments:pay-hosted", args=[number, token]))
     payment = Payment.objects.get()
     psp.pay_on_hosted_page(response["Location"])  # the webhook cannot reach the test server
@@ -79,9 +79,17 @@ def test_paying_with_the_card_form(client, product, psp, django_assert_num_queri
     order_url = place_order(client, product)
     number, token = re.match(r"^/orders/([^/]+)/([^/]+)/$", order_url).groups()
     card_token = psp.token(CARDS["success"])
-    # the order locked by its link, open-payment check, payment + audit row, the savepoint pair (charge: worker)
-    with django_assert_num_queries(6):
+    # the order locked by its link, payment (the constraint is the open-payment check) + audit row, the
+    # savepoint pair (charge: worker)
+    with django_assert_num_queries(5):
         client.post(reverse("payments:pay-direct", args=[number, token]), {"card_token": card_token})
+    payment = Payment.objects.get()
+    # Pay again (a double click, Back + Pay): the lock, the INSERT the constraint refuses, then the open payment
+    # read and shown (the savepoint, its rollback and release here)
+    with django_assert_num_queries(6):
+        again = client.post(reverse("payments:pay-direct", args=[number, token]), {"card_token": card_token})
+    assert Payment.objects.get() == payment
+    assert again["Location"] == reverse("payments:status", args=[payment.pk])
 
 
 def test_a_webhook_that_settles_and_its_duplicate(client, product, psp, django_assert_num_queries):

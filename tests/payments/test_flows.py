@@ -205,3 +205,52 @@ def test_payment_start_names_the_order_one_way():
     with pytest.raises(Order.DoesNotExist):
         payment_start(flow=Payment.Flow.HOSTED, customer_link=(order.number, "wrong-token"))
     assert not Payment.objects.exists()
+
+
+def test_a_second_start_finds_the_open_payment_through_the_constraint():
+    """No read looks for an open payment first: the INSERT that payment_one_open_per_order refuses finds it."""
+    order = make_order()
+    first, created = payment_start(order_id=order.pk, flow=Payment.Flow.HOSTED)
+    assert created
+    again, created = payment_start(customer_link=(order.number, order.access_token), flow=Payment.Flow.DIRECT,
+                                   card_token="tok_visa_ok")
+    assert (again, created) == (first, False)
+    assert Payment.objects.filter(order=order).count() == 1
+    assert first.transitions.count() == 1  # the refused start wrote no audit row either
+
+
+def test_an_open_payment_that_settles_during_a_second_start_lets_it_start(monkeypatch):
+    """The INSERT was refused, but the open payment failed before it could be read: the start tries again."""
+    from payments import services
+
+    order = make_order()
+    first, _ = payment_start(order_id=order.pk, flow=Payment.Flow.HOSTED)
+    real_start = services._start_payment
+    calls = []
+
+    def start_then_settle(**kwargs):
+        calls.append(kwargs)
+        try:
+            return real_start(**kwargs)
+        except services._OrderHasOpenPayment:
+            if len(calls) == 1:  # the sweep fails the open payment between the refusal and the read
+                Payment.objects.filter(pk=first.pk).update(state="failed", next_check_at=None)
+            raise
+
+    monkeypatch.setattr(services, "_start_payment", start_then_settle)
+    second, created = payment_start(customer_link=(order.number, order.access_token), flow=Payment.Flow.HOSTED)
+    assert created and second != first and len(calls) == 2
+    assert set(Payment.objects.filter(order=order).values_list("state", flat=True)) == {"failed", "created"}
+
+
+def test_a_start_that_keeps_clashing_is_refused_with_a_sentence(monkeypatch):
+    from payments import services
+
+    order = make_order()
+
+    def always_clash(**kwargs):
+        raise services._OrderHasOpenPayment(order.pk)
+
+    monkeypatch.setattr(services, "_start_payment", always_clash)
+    with pytest.raises(services.PaymentError, match="Please try again"):
+        payment_start(order_id=order.pk, flow=Payment.Flow.HOSTED)
