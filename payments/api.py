@@ -46,7 +46,8 @@ class OrderPaymentsView(APIView):
     @extend_schema(
         request=PaymentStartSerializer,
         responses={201: PaymentStatusSerializer, 200: PaymentStatusSerializer, 400: FIELD_ERRORS, 404: NOT_FOUND,
-                   409: OpenApiResponse(ErrorSerializer, description="The order is not awaiting payment (paid, cancelled or expired).")},
+                   409: OpenApiResponse(ErrorSerializer, description="The order is not awaiting payment (paid, cancelled or expired), or its "
+                                                        "open payment changed while this one started (try again).")},
         description="Starts a payment, or answers 200 with the open one if the order already has one.",
     )
     def post(self, request: Request, access_token: str) -> Response:

@@ -192,7 +192,7 @@ def payment_start(*, flow: str, order_id: int | None = None, customer_link: tupl
                                   card_token=card_token, gateway_name=gateway_name)
         except _OrderHasOpenPayment as clash:
             order_id = clash.order_id
-            existing = Payment.objects.filter(order_id=order_id, state__in=OPEN_STATES).first()
+            existing = Payment.objects.select_related("order").filter(order_id=order_id, state__in=OPEN_STATES).first()
             if existing is not None:
                 return existing, False
             # The open payment settled between the failed INSERT and this read: start again.
@@ -244,11 +244,11 @@ def _start_payment(*, flow: str, order_id: int | None, customer_link: tuple[str,
 
 
 def _is_open_payment_clash(exc: IntegrityError) -> bool:
-    """The INSERT hit payment_one_open_per_order (PostgreSQL names the constraint; SQLite names its column)."""
+    """The INSERT hit payment_one_open_per_order (PostgreSQL names the index; SQLite names its one column)."""
     diag = getattr(exc.__cause__, "diag", None)
     if diag is not None and getattr(diag, "constraint_name", None):
         return diag.constraint_name == "payment_one_open_per_order"
-    return "payments_payment.order_id" in str(exc)
+    return str(exc) == "UNIQUE constraint failed: payments_payment.order_id"
 
 
 class PaymentSwitchRefused(PaymentError):

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from orders.models import Order
-from payments.models import Payment
+from payments.models import Payment, PaymentTransition
 from payments.services import payment_start
 from tests.orders.factories import make_order
 from tests.psp import CARDS
@@ -216,7 +216,36 @@ def test_a_second_start_finds_the_open_payment_through_the_constraint():
                                    card_token="tok_visa_ok")
     assert (again, created) == (first, False)
     assert Payment.objects.filter(order=order).count() == 1
-    assert first.transitions.count() == 1  # the refused start wrote no audit row either
+    # the refused start wrote no audit row either
+    assert PaymentTransition.objects.filter(payment__order=order).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_start_outside_any_transaction_rolls_back_and_queues_nothing(psp, monkeypatch):
+    """Not nested in a test's transaction: the refused INSERT's whole transaction rolls back, no charge is queued."""
+    from payments import services
+
+    queued = []
+    monkeypatch.setattr(services, "_enqueue_charge", queued.append)
+    order = make_order()
+    first, _ = payment_start(order_id=order.pk, flow=Payment.Flow.DIRECT, card_token="tok_visa_ok")
+    again, created = payment_start(order_id=order.pk, flow=Payment.Flow.DIRECT, card_token="tok_visa_ok")
+    assert (again, created) == (first, False)
+    assert queued == [first.pk]
+    assert PaymentTransition.objects.filter(payment__order=order).count() == 1
+
+
+def test_another_integrity_error_is_not_taken_for_an_open_payment(monkeypatch):
+    from django.db import IntegrityError
+
+    order = make_order()
+
+    def refuse(*args, **kwargs):
+        raise IntegrityError("NOT NULL constraint failed: payments_payment.order_id")
+
+    monkeypatch.setattr(Payment.objects, "create", refuse)
+    with pytest.raises(IntegrityError):
+        payment_start(order_id=order.pk, flow=Payment.Flow.HOSTED)
 
 
 def test_an_open_payment_that_settles_during_a_second_start_lets_it_start(monkeypatch):
