@@ -25,6 +25,8 @@ class PaymentState(models.TextChoices):
 S = PaymentState
 # Open: the outcome is not known yet; at most one per order.
 OPEN_STATES = (S.CREATED, S.PENDING, S.UNKNOWN, S.AUTHORIZED)
+# The partial unique constraint that lets an order have one open payment at most (payment_start's check).
+ONE_OPEN_PAYMENT_PER_ORDER = "payment_one_open_per_order"
 # Money was taken (refunds may follow).
 CAPTURED_STATES = (S.CAPTURED, S.PARTIALLY_REFUNDED, S.REFUNDED)
 # Nothing was taken and nothing will be.
@@ -72,7 +74,7 @@ class Payment(FSMModelMixin, models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["order"], condition=models.Q(state__in=OPEN_STATES), name="payment_one_open_per_order"
+                fields=["order"], condition=models.Q(state__in=OPEN_STATES), name=ONE_OPEN_PAYMENT_PER_ORDER
             ),
             models.CheckConstraint(
                 condition=models.Q(amount_refunded_minor__lte=models.F("amount_minor")),

@@ -117,7 +117,8 @@ def _paid_at(payment: Payment) -> datetime:
 
 
 def open_payment_for_order(order_id: int) -> Payment | None:
-    return Payment.objects.filter(order_id=order_id, state__in=OPEN_STATES).first()
+    """The order's one open payment (payment_one_open_per_order), with its order; None when it has none."""
+    return Payment.objects.select_related("order").filter(order_id=order_id, state__in=OPEN_STATES).first()
 
 
 # -- the worker's queries (payments/sweeps.py) and the stuck-payment views -----

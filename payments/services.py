@@ -27,7 +27,7 @@ from payments.gateways import get_gateway
 from payments.gateways.base import CallRecord, Gateway, GatewayResult, PaymentRequest, PspStatus, RefundStatus
 from payments.models import (
     CAPTURED_STATES,
-    OPEN_STATES,
+    ONE_OPEN_PAYMENT_PER_ORDER,
     Discrepancy,
     GatewayCall,
     Payment,
@@ -35,6 +35,7 @@ from payments.models import (
     PaymentTransition,
     Refund,
 )
+from payments.selectors import open_payment_for_order
 from payments.signals import payment_transitioned
 from shop.money import format_money
 
@@ -169,6 +170,15 @@ def discrepancy_record(
 
 # -- step 1: intent ------------------------------------------------------------
 
+_START_ATTEMPTS = 3  # payment_start: an open payment that settles while a second one is refused
+
+
+class _OrderHasOpenPayment(Exception):
+    def __init__(self, order_id: int) -> None:
+        super().__init__(order_id)
+        self.order_id = order_id
+
+
 def payment_start(*, flow: str, order_id: int | None = None, customer_link: tuple[str, str] | None = None,
                   card_token: str = "", gateway_name: str | None = None) -> tuple[Payment, bool]:
     """Write a `created` payment for an order, or return the open one it has.
@@ -192,22 +202,13 @@ def payment_start(*, flow: str, order_id: int | None = None, customer_link: tupl
                                   card_token=card_token, gateway_name=gateway_name)
         except _OrderHasOpenPayment as clash:
             order_id = clash.order_id
-            existing = Payment.objects.select_related("order").filter(order_id=order_id, state__in=OPEN_STATES).first()
+            existing = open_payment_for_order(order_id)
             if existing is not None:
                 return existing, False
             # The open payment settled between the failed INSERT and this read: start again.
             logger.info("the open payment of order %s settled while a second one was refused (attempt %d)",
                         order_id, attempt + 1)
     raise PaymentError("Your earlier payment for this order changed while we started this one. Please try again.")
-
-
-_START_ATTEMPTS = 3
-
-
-class _OrderHasOpenPayment(Exception):
-    def __init__(self, order_id: int) -> None:
-        super().__init__(order_id)
-        self.order_id = order_id
 
 
 def _start_payment(*, flow: str, order_id: int | None, customer_link: tuple[str, str] | None, card_token: str,
@@ -244,11 +245,11 @@ def _start_payment(*, flow: str, order_id: int | None, customer_link: tuple[str,
 
 
 def _is_open_payment_clash(exc: IntegrityError) -> bool:
-    """The INSERT hit payment_one_open_per_order (PostgreSQL names the index; SQLite names its one column)."""
+    """The INSERT hit ONE_OPEN_PAYMENT_PER_ORDER (PostgreSQL names the index; SQLite names its one column)."""
     diag = getattr(exc.__cause__, "diag", None)
     if diag is not None and getattr(diag, "constraint_name", None):
-        return diag.constraint_name == "payment_one_open_per_order"
-    return str(exc) == "UNIQUE constraint failed: payments_payment.order_id"
+        return diag.constraint_name == ONE_OPEN_PAYMENT_PER_ORDER
+    return str(exc) == f"UNIQUE constraint failed: {Payment._meta.db_table}.order_id"
 
 
 class PaymentSwitchRefused(PaymentError):
@@ -265,7 +266,7 @@ def payment_switch_to_card(*, order_id: int, card_token: str) -> tuple[Payment, 
     payment is returned and no card payment starts. Returns (payment, created)
     like payment_start.
     """
-    open_payment = Payment.objects.filter(order_id=order_id, state__in=OPEN_STATES).first()
+    open_payment = open_payment_for_order(order_id)
     if open_payment is not None:
         if open_payment.state != S.PENDING or not open_payment.redirect_url:
             raise PaymentSwitchRefused(
@@ -395,7 +396,7 @@ def payment_expire(*, payment_id: uuid.UUID) -> Payment:
 
 def order_cancel_with_payment(*, order_id: int, source: str, actor=None, reason: str = "") -> Order:
     """Cancel an unpaid order: void its open payment at the PSP first, then release stock."""
-    open_payment = Payment.objects.filter(order_id=order_id, state__in=OPEN_STATES).first()
+    open_payment = open_payment_for_order(order_id)
     if open_payment is not None:
         payment = payment_cancel(payment_id=open_payment.pk, source=source, actor=actor, reason=reason)
         if payment.is_open:
